@@ -1,0 +1,41 @@
+# Two commands do everything on a fresh machine (each creates/reuses .venv and installs pinned versions):
+#   make demo   a smoke sweep on the built-in synthetic data -> results/demo/*.parquet + results/demo/report/
+#   make test   lint (ruff, mypy) + the whole test suite, Ray tests included (what CI runs)
+# GPU users: make setup TORCH_INDEX=https://download.pytorch.org/whl/cu128  (a CUDA build of torch 2.13.0)
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_INDEX ?=
+RESULTS ?= results
+
+.PHONY: setup demo test lint pytest bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(PY) -m pip install -q -c constraints.txt -e ".[ray,dev]"
+	touch $@
+
+demo: setup
+	rm -rf $(RESULTS)/demo
+	$(VENV)/bin/hdc-ray sweep smoke --name demo --results $(RESULTS)
+	$(VENV)/bin/hdc-ray report $(RESULTS) --sweep demo --out $(RESULTS)/demo/report
+
+lint: setup
+	$(VENV)/bin/ruff check hdc_ray tests bench
+	$(VENV)/bin/mypy
+
+pytest: setup
+	$(PY) -m pytest -q
+
+test: lint pytest
+
+bench: setup
+	$(PY) bench/step_time.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,55 @@
+"""pandas answers to the questions sweeps are run for, on the Parquet results (no Ray needed).
+
+- What label budget buys what accuracy: :func:`label_budget_curve`, :func:`labels_saved`.
+- Which HDC loss terms and noise levels matter: :func:`ablation_table`.
+- Which settings are Pareto-optimal: :func:`pareto_front`; what matters: :func:`parameter_importance`.
+- How training went: :func:`learning_curves`.
+
+Example::
+
+    from hdc_ray.analysis import read_results, label_budget_curve, labels_saved
+    res = read_results("results/")
+    curve = label_budget_curve(res.trials, "test_dice_fg")
+    print(labels_saved(curve, "supervised", 0.5, "hdc").sentence())
+
+``hdc-ray report RESULTS`` (:func:`cli_report`) writes all of it as Markdown + HTML with PNG plots.
+"""
+
+from __future__ import annotations
+
+from hdc_ray.analysis.ablation import ablation_table
+from hdc_ray.analysis.budget import LabelsSaved, label_budget_curve, labels_saved, labels_saved_table
+from hdc_ray.analysis.curves import learning_curves
+from hdc_ray.analysis.importance import parameter_importance
+from hdc_ray.analysis.load import SCHEMA_VERSION, Results, read_results
+from hdc_ray.analysis.pareto import pareto_front
+from hdc_ray.analysis.report import Report, build_report, cli_report
+from hdc_ray.analysis.tables import (
+    FINISHED_STATUSES,
+    AnalysisError,
+    finished_trials,
+    infer_variant,
+    metric_direction,
+)
+
+__all__ = [
+    "FINISHED_STATUSES",
+    "SCHEMA_VERSION",
+    "AnalysisError",
+    "LabelsSaved",
+    "Report",
+    "Results",
+    "ablation_table",
+    "build_report",
+    "cli_report",
+    "finished_trials",
+    "infer_variant",
+    "label_budget_curve",
+    "labels_saved",
+    "labels_saved_table",
+    "learning_curves",
+    "metric_direction",
+    "parameter_importance",
+    "pareto_front",
+    "read_results",
+]

@@ -1,0 +1,177 @@
+"""``hdc-ray``: train, sweep, analyse.
+
+    hdc-ray train tiny                                   # in-process, seconds on a CPU
+    hdc-ray train synthetic --set train.method=supervised --out runs/sup
+    hdc-ray train synthetic --workers 2                  # Ray Train, DDP over 2 workers
+    hdc-ray validate search_spaces/loss_weights.yaml     # check a config or a sweep spec
+    hdc-ray sweep smoke --results results                # Ray Tune + Optuna, Parquet results
+    hdc-ray report results                               # Markdown/HTML report with plots
+    hdc-ray export ~/ray_results/my-sweep                # rebuild Parquet from a Tune experiment
+
+Heavy imports (torch, ray) happen inside the commands, so ``--help`` and ``validate`` are instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+
+def _add_overrides(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. --set train.epochs=3 (repeatable)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hdc-ray", description="Train and tune HDC semi-supervised ultrasound segmentation on Ray.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train one configuration (in-process, or on Ray Train with --workers)")
+    p.add_argument("config", help="packaged config name (tiny, synthetic, fugc, psfh) or a YAML path")
+    _add_overrides(p)
+    p.add_argument("--out", default=None, help="output folder (default: runs/<config name>)")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    p.add_argument("--workers", type=int, default=None, help="run on Ray Train with N DDP workers")
+    p.add_argument("--gpu", action="store_true", help="one GPU per Ray Train worker (NCCL)")
+    p.add_argument("--address", default=None, help="Ray cluster address: auto or HOST:PORT (default: start a local one)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+
+    p = sub.add_parser("validate", help="check a config or a sweep spec and print the resolved values")
+    p.add_argument("path", help="config name/path or search-space spec name/path")
+    _add_overrides(p)
+
+    p = sub.add_parser("sweep", help="run a Ray Tune + Optuna sweep described by a search-space spec")
+    p.add_argument("spec", help="spec name in search_spaces/ (smoke, loss_weights, ...) or a YAML path")
+    p.add_argument("--name", default=None, help="sweep name (default: the spec's name)")
+    p.add_argument("--address", default=None, help="Ray cluster address: auto or HOST:PORT (default: start a local one)")
+    p.add_argument("--resume", action="store_true", help="finish an interrupted sweep of the same name")
+    p.add_argument("--results", default="results", help="results folder or URI (s3://, gs://); Parquet lands in RESULTS/NAME/")
+    p.add_argument("--trials", type=int, default=None, help="override the spec's number of trials")
+    _add_overrides(p)
+
+    p = sub.add_parser("report", help="write a Markdown/HTML report with plots from sweep results")
+    p.add_argument("results", help="results folder holding <sweep>/trials.parquet")
+    p.add_argument("--sweep", action="append", default=None, help="only these sweeps (repeatable)")
+    p.add_argument("--out", default=None, help="report folder (default: RESULTS/report)")
+
+    p = sub.add_parser("export", help="rebuild trials/history Parquet from a Tune experiment folder")
+    p.add_argument("experiment", help="the Tune experiment folder (RESULTS/NAME/tune or any storage path)")
+    p.add_argument("--out", default=None, help="where to write the Parquet files (default: next to the experiment)")
+
+    sub.add_parser("list", help="list the packaged configs and the shipped search-space specs")
+    return parser
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from hdc_ray.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    out = Path(args.out or Path("runs") / cfg.name)
+    if args.workers is not None or args.gpu or args.address:
+        from hdc_ray.dist.launch import cli_train_distributed
+
+        return cli_train_distributed(cfg, args, out)
+    from hdc_ray.train.run import run_local
+
+    _, summary = run_local(cfg, out, resume=args.resume, progress=not args.no_progress)
+    print(_final_line(summary))
+    print(f"outputs in {out}/ (metrics.json, history.csv, best.pt, checkpoints/)")
+    return 0
+
+
+def _final_line(summary: dict) -> str:  # type: ignore[type-arg]
+    keys = ("val_dice_fg", "test_dice_fg", "test_hd95_fg", "test_asd_fg")
+    shown = "  ".join(f"{k} {summary[k]:.4f}" for k in keys if k in summary)
+    return f"best epoch {summary.get('best_epoch')}: {shown}  (split {summary.get('split_hash')}, {summary.get('n_labeled')} labelled)"
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from hdc_ray.tune.spec import is_spec_file, load_spec
+
+    if is_spec_file(args.path):
+        spec = load_spec(args.path, args.overrides)
+        print(spec.describe())
+        return 0
+    from hdc_ray.config import dump_yaml, load_config
+
+    cfg = load_config(args.path, args.overrides)
+    print(dump_yaml(cfg), end="")
+    print(f"# ok: {args.path} is a valid config")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from hdc_ray.tune.sweep import cli_sweep
+
+    return cli_sweep(args)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from hdc_ray.analysis.report import cli_report
+
+    return cli_report(args)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from hdc_ray.results.export import cli_export
+
+    return cli_export(args)
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from hdc_ray.config import packaged_config_names
+    from hdc_ray.tune.spec import shipped_spec_names
+
+    print("configs:", ", ".join(packaged_config_names()))
+    print("search spaces:", ", ".join(shipped_spec_names()))
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "train": _cmd_train,
+    "validate": _cmd_validate,
+    "sweep": _cmd_sweep,
+    "report": _cmd_report,
+    "export": _cmd_export,
+    "list": _cmd_list,
+}
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that are the user's input, shown as one line instead of a traceback."""
+    from hdc_ray.config import ConfigError
+
+    errors: list[type[BaseException]] = [ConfigError, FileNotFoundError]
+    for module, name in (("hdc_ray.data.readers", "DataError"), ("hdc_ray.train.run", "ResumeError"), ("hdc_ray.tune.spec", "SpecError")):
+        try:
+            errors.append(getattr(__import__(module, fromlist=[name]), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from hdc_ray import __version__
+
+        print(f"hdc-ray {__version__}")
+        return 0
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished epochs and trials are saved; rerun with --resume to continue", file=sys.stderr)
+        return 130
+    except _user_errors() as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

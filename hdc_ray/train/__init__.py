@@ -1,0 +1,1 @@
+"""Training: methods and their loss terms, batches and views, the loop, checkpoints (no Ray here)."""

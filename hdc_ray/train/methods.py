@@ -1,0 +1,180 @@
+"""The four methods in one loop: which networks each trains, and which loss terms each computes.
+
+``supervised``   one SegNet on labelled images.
+``mean_teacher`` SegNet student + EMA teacher; softmax-MSE consistency on the strong view.
+``hdc``          dual-decoder student + EMA teacher of its main branch; L_sup (both decoders) + ramp *
+                 (w_pc L_pc + w_cg L_cg + w_mi L_mi). Ablations are HDC with weights set to 0.
+``cps``          two SegNets supervising each other (the multi-network baseline HDC claims to undercut).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from hdc_ray.config import Config
+from hdc_ray.losses import (
+    consistency_loss,
+    correlation_guidance_loss,
+    mutual_information_loss,
+    supervised_loss,
+)
+from hdc_ray.losses.baselines import cross_pseudo_loss, softmax_mse_loss
+from hdc_ray.model import CPSPair, DualDecoderNet, SegNet, build_dual, build_segnet, ema_update, make_teacher
+from hdc_ray.noise import FeaturePerturbation, warp
+
+
+@dataclass
+class Batch:
+    """One rank's share of a step. ``x``/``y`` labelled, ``u`` unlabelled; ``_w`` weak and ``_s`` strong views."""
+
+    x_w: Tensor  # (B_l, 1, H, W)
+    y_w: Tensor  # (B_l, H, W) int64
+    u_w: Tensor | None  # (B_u, 1, H, W)
+    u_s: Tensor | None  # (B_u, 1, H, W)
+    theta_s: Tensor | None  # (B_u, 2, 3) warp from the weak to the strong frame, None if photometric only
+    valid_s: Tensor | None  # (B_u, H, W) bool: strong-view pixels that came from inside the weak image
+    noise_seeds: Tensor  # (B_l + B_u,) int64 feature-noise seeds
+    subsample: torch.Generator  # pixel sub-sampling inside CG / MI
+
+
+@dataclass
+class Models:
+    trainable: nn.Module  # what the optimiser updates and DDP wraps
+    teacher: SegNet | None  # EMA teacher, never wrapped, no gradients
+
+    def eval_net(self, which: str) -> SegNet:
+        """The network that is validated and tested (config: train.eval_model)."""
+        if self.teacher is not None and which == "teacher":
+            return self.teacher
+        net = self.trainable
+        if isinstance(net, DualDecoderNet):
+            return net.main_branch()
+        if isinstance(net, CPSPair):
+            return net.net_a
+        assert isinstance(net, SegNet)
+        return net
+
+    def after_step(self, decay: float) -> None:
+        if self.teacher is not None:
+            ema_update(self.teacher, _ema_source(self.trainable), decay)
+
+
+def _ema_source(net: nn.Module) -> SegNet:
+    return net.main_branch() if isinstance(net, DualDecoderNet) else net  # type: ignore[return-value]
+
+
+def build_models(cfg: Config, num_classes: int) -> Models:
+    method = cfg.train.method
+    if method == "supervised":
+        return Models(build_segnet(cfg.model, num_classes), None)
+    if method == "mean_teacher":
+        student = build_segnet(cfg.model, num_classes)
+        return Models(student, make_teacher(student))
+    if method == "cps":
+        return Models(CPSPair(build_segnet(cfg.model, num_classes), build_segnet(cfg.model, num_classes)), None)
+    dual = build_dual(cfg.model, num_classes, FeaturePerturbation(cfg.noise))
+    return Models(dual, make_teacher(dual.main_branch()))
+
+
+def needs_unlabeled(cfg: Config) -> bool:
+    return cfg.train.method != "supervised"
+
+
+def compute_losses(cfg: Config, model: nn.Module, teacher: SegNet | None, batch: Batch) -> dict[str, Tensor]:
+    """Every loss component of the method (unweighted) plus statistics; ``model`` may be DDP-wrapped."""
+    method = cfg.train.method
+    if method == "supervised":
+        return {"sup": supervised_loss(model(batch.x_w).logits, None, batch.y_w)}
+    if method == "cps":
+        return _cps_terms(model, batch)
+    assert teacher is not None and batch.u_w is not None
+    with torch.no_grad():
+        t_out = teacher(batch.u_w)
+    if method == "mean_teacher":
+        return _mean_teacher_terms(model, t_out.logits, batch)
+    return _hdc_terms(cfg, model, t_out.logits, t_out.feats, batch)
+
+
+def _to_strong(x: Tensor, batch: Batch) -> Tensor:
+    """Warp a teacher output (weak frame) into the student's strong frame: logits and features alike."""
+    return x if batch.theta_s is None else warp(x, batch.theta_s)
+
+
+def _mean_teacher_terms(model: nn.Module, t_logits: Tensor, batch: Batch) -> dict[str, Tensor]:
+    assert batch.u_s is not None
+    n_l = batch.x_w.shape[0]
+    logits = model(torch.cat([batch.x_w, batch.u_s])).logits
+    return {
+        "sup": supervised_loss(logits[:n_l], None, batch.y_w),
+        "pc": softmax_mse_loss(logits[n_l:], _to_strong(t_logits, batch), batch.valid_s),
+    }
+
+
+def _cps_terms(model: nn.Module, batch: Batch) -> dict[str, Tensor]:
+    assert batch.u_s is not None
+    n_l = batch.x_w.shape[0]
+    out_a, out_b = model(torch.cat([batch.x_w, batch.u_s]))
+    sup = 0.5 * (supervised_loss(out_a.logits[:n_l], None, batch.y_w) + supervised_loss(out_b.logits[:n_l], None, batch.y_w))
+    return {"sup": sup, "cps": cross_pseudo_loss(out_a.logits[n_l:], out_b.logits[n_l:])}
+
+
+def _hdc_terms(cfg: Config, model: nn.Module, t_logits: Tensor, t_feats: dict[str, Tensor], batch: Batch) -> dict[str, Tensor]:
+    assert batch.u_s is not None and batch.valid_s is not None
+    lc, n_l = cfg.loss, batch.x_w.shape[0]
+    out = model(torch.cat([batch.x_w, batch.u_s]), batch.noise_seeds)
+    main, noisy = out.main, out.noisy
+    terms = {"sup": supervised_loss(main.logits[:n_l], noisy.logits[:n_l], batch.y_w)}
+    t_logits_s = _to_strong(t_logits, batch)
+    pc, confident = consistency_loss(main.logits[n_l:], t_logits_s, lc.confidence_threshold, batch.valid_s)
+    if lc.pc_on_noisy:
+        pc_noisy, _ = consistency_loss(noisy.logits[n_l:], t_logits_s, lc.confidence_threshold, batch.valid_s)
+        pc = 0.5 * (pc + pc_noisy)
+    terms |= {"pc": pc, "confident_fraction": confident}
+    if lc.w_cg > 0:
+        terms["cg"] = _correlation_terms(cfg, main.feats, t_feats, batch)
+    if lc.w_mi > 0:
+        terms["mi"] = _mutual_information_term(cfg, main, noisy, batch)
+    return terms
+
+
+def _correlation_terms(cfg: Config, s_feats: dict[str, Tensor], t_feats: dict[str, Tensor], batch: Batch) -> Tensor:
+    """L_CG at every level of ``loss.cg_levels``: student main branch (strong view) vs warped teacher (weak view).
+
+    Both sides are zeroed where the strong view has no counterpart in the weak view, so the correlation
+    compares corresponding locations only.
+    """
+    n_l = batch.x_w.shape[0]
+    student, teacher = [], []
+    for level in cfg.loss.cg_levels:
+        s = s_feats[level][n_l:]
+        t = _to_strong(t_feats[level], batch)
+        valid = F.interpolate(batch.valid_s[:, None].float(), size=s.shape[-2:], mode="nearest")  # type: ignore[index]
+        student.append(s * valid)
+        teacher.append(t * valid)
+    return correlation_guidance_loss(
+        student, teacher, kind=cfg.loss.cg_kind, alpha=cfg.loss.cg_alpha, max_samples=cfg.loss.cg_max_samples, generator=batch.subsample
+    )
+
+
+def _mutual_information_term(cfg: Config, main, noisy, batch: Batch) -> Tensor:  # type: ignore[no-untyped-def]
+    lc = cfg.loss
+    if lc.mi_kind == "iic":
+        return mutual_information_loss(main.logits, noisy.logits, kind="iic", detach=lc.mi_detach)
+    return mutual_information_loss(
+        main.feats[lc.mi_level], noisy.feats[lc.mi_level], kind="renyi", detach=lc.mi_detach,
+        max_samples=lc.mi_max_samples, generator=batch.subsample,
+    )
+
+
+def loss_weights(cfg: Config) -> dict[str, float]:
+    lc = cfg.loss
+    return {"sup": lc.w_sup, "pc": lc.w_pc, "cg": lc.w_cg, "mi": lc.w_mi, "cps": lc.w_cps}
+
+
+def model_inputs(cfg: Config, batch: Batch) -> int:
+    """Images the trainable network sees per step (for throughput)."""
+    return batch.x_w.shape[0] + (0 if batch.u_s is None else batch.u_s.shape[0])

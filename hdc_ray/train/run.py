@@ -1,0 +1,100 @@
+"""In-process training (no Ray): ``hdc-ray train CONFIG`` without ``--workers``.
+
+Writes into ``OUT``: ``config.yaml`` (resolved), ``checkpoints/epoch_NNNN.pt`` (resume points),
+``best.pt`` (eval-network weights of the best validation epoch), ``history.csv`` (one row per epoch) and
+``metrics.json`` (best-epoch validation + test metrics, split hash, label ratio).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from hdc_ray.config import Config, dump_yaml, flatten
+from hdc_ray.train import checkpoint
+from hdc_ray.train.loop import FitResult, fit
+
+# Keys that may change between a run and its resumption (more epochs, another device).
+RESUMABLE_CHANGES = {"train.epochs", "train.device", "dist.workers", "dist.use_gpu", "dist.storage_path"}
+
+
+class ResumeError(ValueError):
+    """A resume was asked for, but the checkpoint belongs to a different configuration."""
+
+
+def run_local(cfg: Config, out_dir: Path, resume: bool = False, progress: bool = True) -> tuple[FitResult, dict[str, Any]]:
+    from hdc_ray.data import build_data
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    folder = out_dir / "checkpoints"
+    snapshot = _resume_state(cfg, folder) if resume else None
+    if not resume and checkpoint.latest(folder) is not None:
+        raise ResumeError(f"{out_dir} already holds checkpoints: pass --resume to continue, or choose another --out")
+    (out_dir / "config.yaml").write_text(dump_yaml(cfg))
+    data = build_data(cfg.data, progress=progress)
+    print(f"data: {len(data.labeled)} labelled, {len(data.unlabeled)} unlabelled, {len(data.val)} val, {len(data.test)} test; split {data.split_hash}")
+
+    history: list[dict[str, float]] = list(snapshot["history"]) if snapshot else []
+
+    def on_epoch(record: dict[str, float], state: dict[str, Any] | None) -> None:
+        history.append(record)
+        _write_csv(out_dir / "history.csv", history)
+        if state is not None:
+            checkpoint.save_epoch(state, folder, cfg.train.keep_checkpoints)
+
+    result = fit(cfg, data, on_epoch=on_epoch, resume=snapshot, progress=progress)
+    summary = run_summary(cfg, data, result)
+    checkpoint.save_atomic({"format": checkpoint.FORMAT, "weights": result.best_weights, "metrics": summary}, out_dir / "best.pt")
+    _write_json(out_dir / "metrics.json", summary)
+    return result, summary
+
+
+def run_summary(cfg: Config, data: Any, result: FitResult) -> dict[str, Any]:
+    """The final record of a run: what the sweep writes to Parquet and ``metrics.json`` holds."""
+    return {
+        "method": cfg.train.method,
+        "task": data.task,
+        "label_ratio": data.label_ratio,
+        "n_labeled": len(data.labeled),
+        "seed": cfg.train.seed,
+        "split_hash": data.split_hash,
+        "class_names": ",".join(data.class_names[1:]),
+        "distance_unit": "mm" if any(s is not None for s in data.test.spacing) else "px",
+        **result.summary(),
+        "config": flatten(cfg),
+    }
+
+
+def _resume_state(cfg: Config, folder: Path) -> dict[str, Any] | None:
+    path = checkpoint.latest(folder)
+    if path is None:
+        print(f"--resume: no checkpoint in {folder}; starting from scratch")
+        return None
+    state = checkpoint.load(path)
+    current = flatten(cfg)
+    changed = sorted(k for k, v in state["config"].items() if current.get(k) != v and k not in RESUMABLE_CHANGES)
+    if changed:
+        diffs = ", ".join(f"{k}: {state['config'][k]!r} -> {current.get(k)!r}" for k in changed[:5])
+        raise ResumeError(f"{path} was written by a different configuration ({diffs}); use another --out")
+    print(f"resuming from {path}")
+    return state
+
+
+def _write_csv(path: Path, rows: list[dict[str, float]]) -> None:
+    """Rewrite the whole file: epochs without validation have fewer columns than those with it."""
+    fields = list(dict.fromkeys(k for row in rows for k in row))
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _write_json(path: Path, obj: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)

@@ -1,0 +1,77 @@
+"""Translating a :class:`~hdc_ray.tune.spec.Spec` into Tune's param space, an OptunaSearch and ASHA."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+from ray.tune.search import Repeater, Searcher
+from ray.tune.search.optuna import OptunaSearch
+
+from hdc_ray.tune.spec import Dist, Spec
+
+
+def build_param_space(spec: Spec) -> dict[str, Any]:
+    """Dotted config keys -> Tune domains. Grid specs cross variants x seeds x grid values."""
+    space = {key: _domain(dist, spec.is_grid) for key, dist in spec.space.items()}
+    if spec.is_grid:
+        if spec.variants:
+            space["variant"] = tune.grid_search(list(spec.variants))
+        space["train.seed"] = tune.grid_search(list(spec.seeds))
+    elif len(spec.seeds) == 1:
+        space["train.seed"] = spec.seeds[0]
+    return space  # several seeds per Optuna config: the Repeater sets __trial_index__ -> seed
+
+
+def _domain(dist: Dist, grid: bool) -> Any:
+    if dist.kind == "fixed":
+        return dist.args[0]
+    if dist.kind in ("grid", "choice") and grid:
+        return tune.grid_search(list(dist.args))
+    low, high = dist.args[0], dist.args[-1]
+    if dist.kind == "uniform":
+        return tune.uniform(low, high)
+    if dist.kind == "loguniform":
+        return tune.loguniform(low, high)
+    if dist.kind == "int":
+        return tune.randint(low, high + 1)  # Tune's randint excludes the upper bound; the spec includes it
+    return tune.choice(list(dist.args))
+
+
+def build_sampler(spec: Spec) -> optuna.samplers.BaseSampler:
+    seed = spec.sampler_seed
+    if spec.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if spec.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if spec.sampler == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, spec.trials // 3)))
+
+
+def build_searcher(spec: Spec, storage_url: str, study_name: str) -> Searcher:
+    metrics = [o.searcher_metric for o in spec.objectives]
+    modes = [o.mode for o in spec.objectives]
+    searcher: Searcher = OptunaSearch(
+        metric=metrics if spec.multi_objective else metrics[0],
+        mode=modes if spec.multi_objective else modes[0],
+        sampler=build_sampler(spec),
+        storage=optuna.storages.RDBStorage(storage_url),
+        study_name=study_name,
+    )
+    if len(spec.seeds) > 1:
+        searcher = Repeater(searcher, repeat=len(spec.seeds), set_index=True)
+    return searcher
+
+
+def build_scheduler(spec: Spec) -> TrialScheduler | None:
+    sch = spec.scheduler
+    if sch.kind != "asha":
+        return None
+    max_t = sch.max_t or spec.base_config().train.epochs
+    return ASHAScheduler(
+        time_attr="epoch", metric=sch.metric, mode=sch.mode, max_t=max_t,
+        grace_period=min(sch.grace_period, max_t), reduction_factor=sch.reduction_factor,
+    )

@@ -1,0 +1,149 @@
+"""The report end to end on a fake results folder, and clear messages for bad input."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from matplotlib.image import imread
+
+from hdc_ray.analysis import build_report, cli_report, read_results
+from hdc_ray.analysis.report import PLOT_FILES
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _run(results: Path | str, out: Path | None = None, sweep: list[str] | None = None) -> int:
+    return cli_report(argparse.Namespace(results=str(results), sweep=sweep, out=str(out) if out else None))
+
+
+@pytest.fixture(scope="module")
+def report_dir(fake_results: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    out = tmp_path_factory.mktemp("report")
+    return out, _run(fake_results, out)
+
+
+def test_report_end_to_end(report_dir: tuple[Path, int]) -> None:
+    out, rc = report_dir
+    assert rc == 0
+    md = (out / "report.md").read_text()
+    page = (out / "report.html").read_text()
+    for name in PLOT_FILES.values():
+        png = out / name
+        data = png.read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5_000, name
+        pixels = imread(png)
+        assert pixels.ndim == 3 and pixels.std() > 0.01, f"{name} looks blank"
+        assert f"]({name})" in md and f'src="{name}"' in page
+    linked = set(re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md))
+    assert linked == set(PLOT_FILES.values())
+
+
+def test_report_answers_the_three_questions(report_dir: tuple[Path, int]) -> None:
+    md = (report_dir[0] / "report.md").read_text()
+    for heading in (
+        "## Sweeps",
+        "## 1. What label budget",
+        "## 2. Which loss terms",
+        "## 3. Which settings are Pareto",
+        "## Parameter importance",
+        "## Learning curves",
+        "## Notes",
+    ):
+        assert heading in md
+    assert "hdc reaches supervised@50% test Dice (foreground mean) (0.860) with 35% labels (~35 images): 30% fewer labels" in md
+    assert "2 trial(s) still running and 1 failed" in md
+    assert "hdc-no_cg @10%: test_dice_fg -0.030 vs hdc" not in md or "this part matters" in md
+    assert re.search(r"no_pc @10%: test_dice_fg -0\.06\d vs hdc .*worse than hdc; this part matters", md)
+    assert re.search(r"no_mi @10%: .*no clear difference", md)
+    assert "Pareto-optimal" in md and "failed: budget/hdc_0.1_3: RuntimeError" in md
+
+
+def test_terminal_summary(fake_results: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(fake_results, tmp_path / "r", sweep=["budget"]) == 0
+    out = capsys.readouterr().out
+    assert "sweeps budget: 36 finished, 1 failed, 2 running" in out
+    assert re.search(r"hdc\s+0\.720 \(0\.730\)\s+0\.800 \(0\.810\)", out)
+    assert "30% fewer labels" in out and "report.md" in out
+    assert "note: ablation skipped: no ablation variants" in out  # budget sweep alone has none
+    assert not (tmp_path / "r" / "ablation.png").exists()
+    assert "Not available: no ablation variants" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_default_out_is_results_report(fake_results: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "results"
+    shutil.copytree(fake_results, copy)
+    assert _run(copy) == 0 and (copy / "report" / "report.md").is_file()
+    assert read_results(copy).sweeps == ("ablation", "budget")  # the report folder is not a sweep
+
+
+def test_one_seed_and_validation_only(results_root: Path, sweep_writer, trial_factory, tmp_path: Path) -> None:
+    rows = [trial_factory("s", f"{m}{r}", m, r, 0, d) for m, d in (("hdc", 0.8), ("supervised", 0.7)) for r in (0.1, 0.5)]
+    for row in rows:
+        for key in [k for k in row if k.startswith("test_")]:
+            row[key] = None
+    sweep_writer(results_root, "s", rows)
+    report = build_report(read_results(results_root), tmp_path / "out")
+    md = report.markdown.read_text()
+    assert "1 seed — no CI" in md and "`val_dice_fg`, the model-selection split" in md
+    assert set(report.plots) == {"label_budget", "pareto", "importance"}
+    assert "learning_curves" in report.skipped and "ablation" in report.skipped
+
+
+def test_mixed_tasks_are_kept_apart(results_root: Path, sweep_writer, trial_factory, tmp_path: Path) -> None:
+    for task in ("cervix", "psfh"):
+        rows = [
+            trial_factory(task, f"{m}{s}", m, r, s, d + 0.01 * s)
+            for m, d in (("hdc", 0.8), ("supervised", 0.7))
+            for r in (0.1, 0.5)
+            for s in range(2)
+        ]
+        for row in rows:
+            row["task"] = task
+        sweep_writer(results_root, task, rows)
+    md = build_report(read_results(results_root), tmp_path / "out").markdown.read_text()
+    assert "| cervix: hdc |" in md and "| psfh: supervised |" in md
+    assert "- cervix: hdc reaches" in md or "- cervix: hdc does not reach" in md
+
+
+def _expect_error(capsys: pytest.CaptureFixture[str], results: Path, pattern: str, **kw) -> None:
+    assert _run(results, **kw) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and re.search(pattern, err), err
+    assert "Traceback" not in err
+
+
+def test_missing_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _expect_error(capsys, tmp_path / "nope", "does not exist")
+
+
+def test_no_trials_parquet(results_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (results_root / "s").mkdir()
+    _expect_error(capsys, results_root, "no sweep results")
+
+
+def test_zero_finished_trials(results_root: Path, sweep_writer, trial_factory, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [trial_factory("s", "a", "hdc", 0.1, 0, None, status="running"), trial_factory("s", "b", "hdc", 0.1, 1, None, status="failed")]
+    sweep_writer(results_root, "s", rows)
+    _expect_error(capsys, results_root, r"no finished trials yet \((1 running, 1 failed|1 failed, 1 running)\)")
+
+
+def test_metric_missing(results_root: Path, sweep_writer, trial_factory, capsys: pytest.CaptureFixture[str]) -> None:
+    row = trial_factory("s", "a", "hdc", 0.1, 0, 0.8)
+    for key in [k for k in row if "_dice_" in k]:
+        row[key] = None
+    sweep_writer(results_root, "s", [row])
+    _expect_error(capsys, results_root, r"no finished trial has test_dice_fg or val_dice_fg; metrics present: .*test_hd95_fg")
+
+
+def test_schema_versions_differ(results_root: Path, sweep_writer, trial_factory, capsys: pytest.CaptureFixture[str]) -> None:
+    sweep_writer(results_root, "a", [trial_factory("a", "t", "hdc", 0.1, 0, 0.8)], version=1)
+    sweep_writer(results_root, "b", [trial_factory("b", "t", "hdc", 0.1, 0, 0.8)], version=2)
+    _expect_error(capsys, results_root, r"different results schema versions \(a: v1, b: v2\).*--sweep")
+
+
+def test_unknown_sweep(fake_results: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _expect_error(capsys, fake_results, "sweep\\(s\\) x not found", sweep=["x"], out=tmp_path)

@@ -1,0 +1,124 @@
+"""The training loop in-process: every method, determinism, resume, checkpoints, sharding."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from hdc_ray.config import Config, load_config, with_overrides
+from hdc_ray.data import build_data
+from hdc_ray.train import checkpoint
+from hdc_ray.train.batches import Shard, global_indices, make_batch
+from hdc_ray.train.loop import fit
+from hdc_ray.train.methods import build_models, compute_losses, loss_weights
+from hdc_ray.train.run import ResumeError, run_local
+
+
+@pytest.fixture(scope="module")
+def cfg() -> Config:
+    return load_config("tiny", ["train.epochs=2", "train.iters_per_epoch=2"])
+
+
+@pytest.fixture(scope="module")
+def data(cfg: Config):  # type: ignore[no-untyped-def]
+    return build_data(cfg.data)
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def _numbers(history: list[dict[str, float]]) -> list[dict[str, float]]:
+    """Epoch records without wall-clock figures."""
+    return [{k: v for k, v in h.items() if k not in ("epoch_time_s", "images_per_s")} for h in history]
+
+
+@pytest.mark.parametrize("method", ["supervised", "mean_teacher", "hdc", "cps"])
+def test_every_method_trains_and_reports_its_terms(cfg: Config, data, method: str) -> None:  # type: ignore[no-untyped-def]
+    run_cfg = with_overrides(cfg, {"train.method": method})
+    result = fit(run_cfg, data, progress=False, log=_quiet)
+    assert len(result.history) == 2 and result.best_epoch in (1, 2)
+    expected = {"supervised": {"sup"}, "mean_teacher": {"sup", "pc"}, "hdc": {"sup", "pc", "cg", "mi"}, "cps": {"sup", "cps"}}[method]
+    terms = {k.removeprefix("train_loss_") for k in result.history[-1] if k.startswith("train_loss_")}
+    assert terms == expected
+    assert all(math.isfinite(v) for v in result.history[-1].values())
+    assert 0.0 <= result.test["test_dice_fg"] <= 1.0 and "test_hd95_anterior_lip" in result.test
+
+
+def test_losses_and_gradients_are_finite_at_step_zero_when_teacher_is_student(cfg: Config, data) -> None:  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    models = build_models(cfg, 3)
+    batch = make_batch(cfg, data, 0, 0, Shard(), torch.device("cpu"), with_unlabeled=True)
+    terms = compute_losses(cfg, models.trainable, models.teacher, batch)
+    total = sum(loss_weights(cfg)[k] * v for k, v in terms.items() if k in loss_weights(cfg))
+    total.backward()  # type: ignore[union-attr]
+    assert all(torch.isfinite(v).all() for v in terms.values())
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in models.trainable.parameters())
+
+
+def test_ablated_terms_are_not_computed(cfg: Config, data) -> None:  # type: ignore[no-untyped-def]
+    ablated = with_overrides(cfg, {"loss.w_cg": 0.0, "loss.w_mi": 0.0})
+    models = build_models(ablated, 3)
+    batch = make_batch(ablated, data, 0, 0, Shard(), torch.device("cpu"), with_unlabeled=True)
+    assert set(compute_losses(ablated, models.trainable, models.teacher, batch)) == {"sup", "pc", "confident_fraction"}
+
+
+def test_same_seed_same_numbers(cfg: Config, data) -> None:  # type: ignore[no-untyped-def]
+    a = fit(cfg, data, progress=False, log=_quiet)
+    b = fit(cfg, data, progress=False, log=_quiet)
+    assert _numbers(a.history) == _numbers(b.history) and a.test == b.test
+    c = fit(with_overrides(cfg, {"train.seed": 1}), data, progress=False, log=_quiet)
+    assert c.history[0]["train_loss"] != a.history[0]["train_loss"]
+
+
+def test_resume_continues_exactly(cfg: Config, tmp_path: Path) -> None:
+    full, _ = run_local(cfg, tmp_path / "full", progress=False)
+    run_local(cfg, tmp_path / "split", progress=False)
+    (tmp_path / "split" / "checkpoints" / "epoch_0002.pt").unlink()  # as if killed during epoch 2
+    resumed, summary = run_local(cfg, tmp_path / "split", resume=True, progress=False)
+    assert [h["train_loss"] for h in resumed.history] == pytest.approx([h["train_loss"] for h in full.history], rel=1e-6)
+    assert resumed.test["test_dice_fg"] == pytest.approx(full.test["test_dice_fg"], rel=1e-6)
+    metrics = json.loads((tmp_path / "split" / "metrics.json").read_text())
+    assert metrics["test_dice_fg"] == pytest.approx(summary["test_dice_fg"]) and metrics["split_hash"] == summary["split_hash"]
+
+
+def test_resume_refuses_a_different_config_and_fresh_runs_refuse_old_checkpoints(cfg: Config, tmp_path: Path) -> None:
+    run_local(with_overrides(cfg, {"train.epochs": 1}), tmp_path / "run", progress=False)
+    with pytest.raises(ResumeError, match=r"loss.w_cg"):
+        run_local(with_overrides(cfg, {"loss.w_cg": 0.5}), tmp_path / "run", resume=True, progress=False)
+    with pytest.raises(ResumeError, match="--resume"):
+        run_local(cfg, tmp_path / "run", progress=False)
+
+
+def test_checkpoints_load_with_weights_only_and_are_pruned(cfg: Config, tmp_path: Path) -> None:
+    run_cfg = with_overrides(cfg, {"train.epochs": 3, "train.keep_checkpoints": 2})
+    run_local(run_cfg, tmp_path, progress=False)
+    kept = checkpoint.list_epochs(tmp_path / "checkpoints")
+    assert [p.name for p in kept] == ["epoch_0002.pt", "epoch_0003.pt"]
+    state = torch.load(kept[-1], weights_only=True)
+    assert state["epoch"] == 3 and "trainable" in state and "teacher" in state and state["config"]["train.epochs"] == 3
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    net = build_models(run_cfg, 3).eval_net("teacher")
+    net.load_state_dict(best["weights"])
+
+
+def test_global_batches_cover_the_pool_before_repeating() -> None:
+    seen = [global_indices(10, 4, 0, 0, it, 0, iters_per_epoch=5) for it in range(5)]
+    flat = [int(i) for batch in seen for i in batch]
+    assert sorted(flat[:10]) == list(range(10)) and sorted(flat[10:20]) == list(range(10))
+
+
+def test_two_shards_see_exactly_the_one_rank_batch(cfg: Config, data) -> None:  # type: ignore[no-untyped-def]
+    cpu = torch.device("cpu")
+    whole = make_batch(cfg, data, 1, 1, Shard(0, 1), cpu, with_unlabeled=True)
+    parts = [make_batch(cfg, data, 1, 1, Shard(r, 2), cpu, with_unlabeled=True) for r in range(2)]
+    for name in ("x_w", "y_w", "u_w", "u_s", "valid_s", "noise_seeds"):
+        if name == "noise_seeds":
+            joined = torch.cat([parts[0].noise_seeds[:2], parts[1].noise_seeds[:2], parts[0].noise_seeds[2:], parts[1].noise_seeds[2:]])
+        else:
+            joined = torch.cat([getattr(p, name) for p in parts])
+        torch.testing.assert_close(joined, getattr(whole, name))

@@ -1,0 +1,82 @@
+"""consistency_loss: confidence masks, UniMatch normalisation, valid pixels, detached teacher."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from hdc_ray.losses import consistency_loss
+
+LOG2 = math.log(2.0)
+
+# Teacher, 3 pixels, 2 classes: [log 9, 0] -> p = (0.9, 0.1), label 0; [0, log 24] -> (0.04, 0.96),
+# label 1; [0, log 1.5] -> (0.4, 0.6), label 1. Confidences 0.9, 0.96, 0.6.
+TEACHER = [[math.log(9), 0.0], [0.0, math.log(24)], [0.0, math.log(1.5)]]
+# A uniform student has CE log 2 on every pixel; [log 3, 0] has CE log(4/3) against label 0.
+FLAT = [[0.0, 0.0]] * 3
+SKEWED = [[math.log(3), 0.0], [0.0, 0.0], [0.0, 0.0]]
+
+
+def _logits(pixels: list[list[float]]) -> torch.Tensor:
+    return torch.tensor(pixels, dtype=torch.float32).T.reshape(1, 2, 1, len(pixels))
+
+
+CASES = [
+    # (student, threshold, valid row or None, expected loss, expected confident fraction)
+    (FLAT, 0.95, None, LOG2 / 3, 1 / 3),
+    (FLAT, 0.85, None, 2 * LOG2 / 3, 2 / 3),
+    (FLAT, 0.0, None, LOG2, 1.0),
+    (FLAT, 0.99, None, 0.0, 0.0),
+    (FLAT, 1.5, None, 0.0, 0.0),
+    (SKEWED, 0.85, None, (math.log(4 / 3) + LOG2) / 3, 2 / 3),
+    # Invalid pixel 1 leaves both numerator and denominator: divide by 2 valid pixels.
+    (FLAT, 0.85, [True, False, True], LOG2 / 2, 1 / 2),
+    (SKEWED, 0.0, [True, False, True], (math.log(4 / 3) + LOG2) / 2, 1.0),
+    (FLAT, 0.0, [False, False, False], 0.0, 0.0),
+]
+
+
+@pytest.mark.parametrize(("student", "threshold", "valid", "loss", "fraction"), CASES)
+def test_values(student, threshold, valid, loss, fraction) -> None:
+    v = None if valid is None else torch.tensor([[valid]])
+    got, frac = consistency_loss(_logits(student), _logits(TEACHER), threshold, v)
+    assert got.item() == pytest.approx(loss, abs=1e-6)
+    assert frac.item() == pytest.approx(fraction, abs=1e-6)
+    assert frac.ndim == 0 and not frac.requires_grad
+
+
+def test_teacher_gets_no_gradient() -> None:
+    student = torch.randn(2, 3, 4, 4, requires_grad=True)
+    teacher = (3 * torch.randn(2, 3, 4, 4)).requires_grad_()
+    loss, _ = consistency_loss(student, teacher, 0.5)
+    loss.backward()
+    assert teacher.grad is None
+    assert torch.isfinite(student.grad).all()
+
+
+@pytest.mark.parametrize("fill", [None, 0.0, 5.0])
+def test_identical_student_teacher_is_finite(fill: float | None) -> None:
+    base = 4 * torch.randn(2, 3, 4, 4) if fill is None else torch.full((2, 3, 4, 4), fill)
+    student = base.clone().requires_grad_()
+    loss, frac = consistency_loss(student, base.clone(), 0.9)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(frac)
+    assert torch.isfinite(student.grad).all()
+    if fill is not None:  # constant logits: confidence 1/3 < 0.9, nothing is confident
+        assert loss.item() == 0.0 and frac.item() == 0.0
+
+
+@pytest.mark.parametrize(
+    ("student_shape", "teacher_shape", "valid"),
+    [
+        ((1, 2, 3, 3), (1, 2, 3, 4), None),
+        ((2, 3, 3), (2, 3, 3), None),
+        ((1, 2, 3, 3), (1, 2, 3, 3), torch.ones(1, 3, 4, dtype=torch.bool)),
+        ((1, 2, 3, 3), (1, 2, 3, 3), torch.ones(1, 3, 3)),  # float, not bool
+    ],
+)
+def test_bad_inputs_raise(student_shape, teacher_shape, valid) -> None:
+    with pytest.raises(ValueError):
+        consistency_loss(torch.zeros(student_shape), torch.zeros(teacher_shape), 0.9, valid)

@@ -1,0 +1,108 @@
+"""Config loading: strict keys, typed values, YAML-1.1 numbers, overrides, flattening."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from hdc_ray.config import (
+    Config,
+    ConfigError,
+    config_from_dict,
+    dump_yaml,
+    flatten,
+    load_config,
+    packaged_config_names,
+    with_overrides,
+)
+
+
+def test_packaged_configs_are_addressable_by_name() -> None:
+    assert {"tiny", "synthetic", "fugc", "psfh"} <= set(packaged_config_names())
+    assert load_config("tiny").name == "tiny"
+    assert load_config("synthetic").data.source == "synthetic"
+
+
+@pytest.mark.parametrize("name", ["fugc", "psfh"])
+def test_real_dataset_configs_need_only_the_data_path(name: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="needs data.root"):
+        load_config(name)
+    cfg = load_config(name, [f"data.root={tmp_path}"])
+    assert cfg.data.root == str(tmp_path) and cfg.data.source == name
+
+
+def test_unknown_key_suggests_the_close_one() -> None:
+    with pytest.raises(ConfigError, match=r"unknown key 'train.epochz'.*did you mean 'epochs'"):
+        load_config("tiny", ["train.epochz=3"])
+    with pytest.raises(ConfigError, match=r"unknown key 'trian'.*did you mean 'train'"):
+        config_from_dict({"trian": {}})
+
+
+def test_yaml_11_exponent_strings_become_floats(tmp_path: Path) -> None:
+    # PyYAML reads `lr: 1e-4` as the STRING "1e-4"; the config parses it as the field's float.
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  lr: 1e-4\n  ema_decay: 0.99\n")
+    cfg = load_config(path)
+    assert cfg.train.lr == pytest.approx(1e-4) and isinstance(cfg.train.lr, float)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.epochs=two", "expected an integer"),
+        ("train.method=fixmatch", "is not one of"),
+        ("data.label_ratio=0", r"must be in \(0, 1\]"),
+        ("data.label_ratio=1.5", r"must be in \(0, 1\]"),
+        ("noise.strong_geometric=yes please", "expected true/false"),
+        ("loss.cg_levels=[enc9]", "unknown feature level"),
+        ("dist.workers=3", "must divide"),
+        ("train.select_metric=test_dice_fg", "validation metric"),
+        ("data.image_size=50", "multiple of 16"),
+        ("eval.empty_penalty=huge", "diagonal"),
+    ],
+)
+def test_bad_values_name_the_key(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config("tiny", [override])
+
+
+def test_override_syntax_errors() -> None:
+    with pytest.raises(ConfigError, match="section.key=value"):
+        load_config("tiny", ["train.epochs"])
+    with pytest.raises(ConfigError, match="is a value, not a section"):
+        load_config("tiny", ["name.x=1"])
+
+
+def test_unknown_config_name_lists_choices() -> None:
+    with pytest.raises(ConfigError, match=r"unknown config 'tinyy'.*did you mean 'tiny'"):
+        load_config("tinyy")
+
+
+def test_configs_are_frozen() -> None:
+    cfg = load_config("tiny")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.train.lr = 1.0  # type: ignore[misc]
+
+
+def test_flatten_roundtrip_and_overrides() -> None:
+    cfg = load_config("tiny")
+    flat = flatten(cfg)
+    assert flat["train.method"] == "hdc"
+    assert flat["loss.cg_levels"] == "bottleneck,dec_last"
+    assert all(not isinstance(v, (dict, list, tuple)) for v in flat.values())
+    changed = with_overrides(cfg, {"loss.w_cg": 0.0, "loss.cg_levels": ("enc2",)})
+    assert changed.loss.w_cg == 0.0 and changed.loss.cg_levels == ("enc2",)
+    assert cfg.loss.w_cg != 0.0  # the original is untouched
+
+
+def test_dump_yaml_reloads_to_the_same_config(tmp_path: Path) -> None:
+    cfg = load_config("synthetic", ["train.lr=5e-4", "loss.mi_kind=iic"])
+    path = tmp_path / "resolved.yaml"
+    path.write_text(dump_yaml(cfg))
+    assert load_config(path) == cfg
+
+
+def test_defaults_are_a_valid_config() -> None:
+    assert isinstance(config_from_dict({}), Config)
