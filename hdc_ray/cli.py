@@ -144,7 +144,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from hdc_ray.config import ConfigError
 
     errors: list[type[BaseException]] = [ConfigError, FileNotFoundError]
-    for module, name in (("hdc_ray.data.readers", "DataError"), ("hdc_ray.train.run", "ResumeError"), ("hdc_ray.tune.spec", "SpecError")):
+    for module, name in (("hdc_ray.data.readers", "DataError"), ("hdc_ray.train.run", "ResumeError"), ("hdc_ray.tune.spec", "SpecError"), ("hdc_ray.dist.cluster", "ClusterError")):
         try:
             errors.append(getattr(__import__(module, fromlist=[name]), name))
         except (ImportError, AttributeError):

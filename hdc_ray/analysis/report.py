@@ -41,7 +41,8 @@ from hdc_ray.analysis.tables import (
 )
 
 METRIC_CHOICES = ("test_dice_fg", "val_dice_fg")  # first one finished trials carry is reported
-BASELINE = "supervised"
+BASELINE = "supervised"  # labels saved are measured against this arm
+REFERENCE = "hdc"  # ablations are paired against this arm
 COST = "train_time_s"
 HISTORY_METRICS = ("val_dice_fg", "train_loss")
 NO_CI = "1 seed — no CI"
@@ -300,7 +301,7 @@ def _reverse_sentence(r: LabelsSaved) -> str:
     if not r.reached:
         return f"{r.method} never matches {head}: {r.note}"
     share = 1 - r.reference_ratio / r.ratio
-    verdict = f"{r.reference} uses {share:.0%} fewer labels" if share >= 0 else (f"{r.reference} needs more labels")
+    verdict = f"{r.reference} uses {share:.0%} fewer labels" if share >= 0 else f"{r.reference} needs more labels"
     return f"{r.method} needs {fmt_pct(r.ratio)} labels to match {head}: {verdict}"
 
 
@@ -339,7 +340,7 @@ def _per_class_table(ctx: _Context) -> tuple[list[str], list[list[str]]] | None:
 
 
 def _ablation_section(doc: Document, ctx: _Context) -> None:
-    table = ablation_table(ctx.done.drop(columns="group"), ctx.metric)
+    table = ablation_table(ctx.done.drop(columns="group"), ctx.metric, reference=REFERENCE)
     ablated = table[table["kind"] == "ablation"]
     if ablated.empty:
         raise AnalysisError(
@@ -350,7 +351,7 @@ def _ablation_section(doc: Document, ctx: _Context) -> None:
     doc.image("ablation bars", src)
     doc.bullets([_ablation_sentence(r, ctx) for r in table.to_dict("records") if r["kind"] != "reference"])
     doc.table(
-        ["variant", "kind", "label ratio", "n", "mean", "pairs", "diff vs hdc", "95% CI", "p", "effect"],
+        ["variant", "kind", "label ratio", "n", "mean", "pairs", f"diff vs {REFERENCE}", "95% CI", "p", "effect"],
         [
             [
                 r["variant"],
@@ -370,18 +371,21 @@ def _ablation_section(doc: Document, ctx: _Context) -> None:
 
 
 def _ablation_sentence(r: dict[str, object], ctx: _Context) -> str:
-    verdict = {
+    """One ablation row in words, with what it means for the method."""
+    worse, better = f"worse than {REFERENCE}", f"better than {REFERENCE}"
+    meaning = {
         "ablation": {
-            "worse than hdc": "this part matters",
-            "better than hdc": "HDC is better without it",
+            worse: "this part matters",
+            better: "HDC is better without it",
             "no clear difference": "not shown to matter with these seeds",
         },
-        "baseline": {"worse than hdc": "HDC is better", "better than hdc": "the baseline is better", "no clear difference": "no clear gap"},
-    }[str(r["kind"])].get(str(r["effect"]), str(r["effect"]))
+        "baseline": {worse: "HDC is better", better: "the baseline is better", "no clear difference": "no clear gap"},
+    }[str(r["kind"])].get(str(r["effect"]), "")
+    ratio = fmt_pct(float(r["label_ratio"]))  # type: ignore[arg-type]
     return (
-        f"{r['variant']} @{fmt_pct(float(r['label_ratio']))}: {ctx.metric} "  # type: ignore[arg-type]
-        f"{_num(r['diff'], signed=True)} vs hdc (95% CI {_num(r['diff_ci_low'], signed=True)} to "
-        f"{_num(r['diff_ci_high'], signed=True)}, {r['n_pairs']} pairs): {r['effect']}; {verdict}"
+        f"{r['variant']} @{ratio}: {ctx.metric} {_num(r['diff'], signed=True)} vs {REFERENCE} (95% CI "
+        f"{_num(r['diff_ci_low'], signed=True)} to {_num(r['diff_ci_high'], signed=True)}, {r['n_pairs']} pairs): "
+        f"{r['effect']}" + (f"; {meaning}" if meaning else "")
     )
 
 
@@ -434,9 +438,8 @@ def _importance_section(doc: Document, ctx: _Context) -> None:
 
 def _curves_section(doc: Document, ctx: _Context) -> None:
     trials = with_arm(ctx.results.trials)
-    trials["group"] = trials["arm"]
-    if ctx.done["group"].ne(ctx.done["arm"]).any():
-        trials["group"] = trials["task"] + ": " + trials["arm"]
+    many_tasks = ctx.done["group"].ne(ctx.done["arm"]).any()
+    trials = trials.assign(group=trials["task"] + ": " + trials["arm"] if many_tasks else trials["arm"])
     curves, missing = [], []
     for metric in HISTORY_METRICS:
         try:

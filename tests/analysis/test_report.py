@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -73,11 +72,10 @@ def test_terminal_summary(fake_results: Path, tmp_path: Path, capsys: pytest.Cap
     assert "Not available: no ablation variants" in (tmp_path / "r" / "report.md").read_text()
 
 
-def test_default_out_is_results_report(fake_results: Path, tmp_path: Path) -> None:
-    copy = tmp_path / "results"
-    shutil.copytree(fake_results, copy)
-    assert _run(copy) == 0 and (copy / "report" / "report.md").is_file()
-    assert read_results(copy).sweeps == ("ablation", "budget")  # the report folder is not a sweep
+def test_default_out_is_results_report(results_root: Path, sweep_writer, trial_factory) -> None:
+    sweep_writer(results_root, "s", [trial_factory("s", f"t{i}", "hdc", 0.1, i, 0.8) for i in range(2)])
+    assert _run(results_root) == 0 and (results_root / "report" / "report.md").is_file()
+    assert read_results(results_root).sweeps == ("s",)  # the report folder is not a sweep
 
 
 def test_one_seed_and_validation_only(results_root: Path, sweep_writer, trial_factory, tmp_path: Path) -> None:
