@@ -59,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="rebuild trials/history Parquet from a Tune experiment folder")
     p.add_argument("experiment", help="the Tune experiment folder (RESULTS/NAME/tune or any storage path)")
     p.add_argument("--out", default=None, help="where to write the Parquet files (default: next to the experiment)")
+    p.add_argument("--spec", default=None, help="the sweep's spec (default: spec.yaml next to the experiment)")
 
     sub.add_parser("list", help="list the packaged configs and the shipped search-space specs")
     return parser

@@ -10,10 +10,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Before any Ray import or ray.init: local-only auth, fast Train->Tune reporting, no Tune file loggers.
+# Before any Ray import or ray.init: local-only auth, fast Train->Tune reporting.
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")
-os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 

@@ -95,6 +95,12 @@ class Spec:
     concurrency: int | None = None  # None: as many as the cluster can place
     scheduler: Scheduler = field(default_factory=Scheduler)
     resources: Resources = field(default_factory=Resources)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # as loaded, overrides applied
+
+    def resolved_yaml(self) -> str:
+        """The spec as it ran (CLI overrides applied, base config path made absolute): saved with results."""
+        raw = dict(self.raw) | {"base": _resolve_base(self.base, self.path)}
+        return yaml.safe_dump(raw, sort_keys=False)
 
     @property
     def is_grid(self) -> bool:
@@ -217,6 +223,7 @@ def _parse(raw: dict[str, Any], path: str) -> Spec:
         concurrency=None if search.get("concurrency", "auto") == "auto" else _positive(search["concurrency"], "search.concurrency"),
         scheduler=_scheduler(raw.get("scheduler"), objectives),
         resources=_resources(raw.get("resources")),
+        raw=raw,
     )
 
 
@@ -365,7 +372,7 @@ def _positive(value: Any, key: str) -> int:
 
 def _resolve_base(base: str, spec_path: str) -> str:
     candidate = Path(spec_path).parent / base
-    return str(candidate) if candidate.suffix in (".yaml", ".yml") and candidate.is_file() else base
+    return str(candidate.resolve()) if candidate.suffix in (".yaml", ".yml") and candidate.is_file() else base
 
 
 def _yaml_scalar(value: Any) -> str:

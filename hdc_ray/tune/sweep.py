@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,8 +70,8 @@ def run_sweep(
     resume: bool = False,
     study_storage: str | None = None,
     fail_at_epoch: int | None = None,
-) -> Path | str:
-    """Run (or finish, with ``resume``) a sweep; returns the sweep folder holding the Parquet files."""
+) -> tuple[str, tune.ResultGrid]:
+    """Run (or finish, with ``resume``) a sweep; returns the sweep folder (Parquet files) and Tune's results."""
     import ray
 
     name = name or spec.name
@@ -107,7 +106,7 @@ def run_sweep(
     errors = sum(1 for r in grid if r.error is not None)
     print(f"sweep {name!r} finished in {time.perf_counter() - started:.0f} s: {len(grid)} trials, {errors} failed; "
           f"Parquet: {sweep_dir}/trials.parquet, {sweep_dir}/history.parquet", flush=True)
-    return sweep_dir
+    return sweep_dir, grid
 
 
 def _tune_config(spec: Spec, sweep_dir: str, name: str, study_storage: str | None, concurrency: int) -> tune.TuneConfig:
@@ -159,7 +158,7 @@ def _save_spec(spec: Spec, sweep_dir: str) -> None:
     Path(sweep_dir).mkdir(parents=True, exist_ok=True)
     target = Path(sweep_dir) / "spec.yaml"
     if not target.exists():
-        shutil.copyfile(spec.path, target)
+        target.write_text(spec.resolved_yaml())
 
 
 def cli_sweep(args: argparse.Namespace) -> int:

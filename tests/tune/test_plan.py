@@ -1,0 +1,31 @@
+"""Concurrency planning: never more trials at once than the cluster can place (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("ray")
+
+from hdc_ray.dist.cluster import ClusterError  # noqa: E402
+from hdc_ray.tune.spec import load_spec  # noqa: E402
+from hdc_ray.tune.sweep import plan_concurrency  # noqa: E402
+
+
+def test_concurrency_follows_the_cluster_and_the_spec() -> None:
+    spec = load_spec("smoke")  # 0.1 CPU driver + 1 x 0.45 CPU worker per trial; spec asks for 2
+    assert plan_concurrency(spec, cluster_cpus=4, cluster_gpus=0) == 2
+    assert plan_concurrency(spec, cluster_cpus=0.6, cluster_gpus=0) == 1
+    many = load_spec("smoke", ["search.concurrency=auto"])
+    assert plan_concurrency(many, cluster_cpus=2, cluster_gpus=0) == 3  # floor(2 / 0.55), capped by 4 trials
+
+
+def test_gpu_trials_are_limited_by_gpus() -> None:
+    spec = load_spec("smoke", ["resources.gpus_per_worker=1", "search.concurrency=auto"])
+    assert plan_concurrency(spec, cluster_cpus=64, cluster_gpus=2) == 2
+    with pytest.raises(ClusterError, match="GPU"):
+        plan_concurrency(spec, cluster_cpus=64, cluster_gpus=0)
+
+
+def test_a_trial_that_cannot_fit_is_an_error() -> None:
+    with pytest.raises(ClusterError, match="one trial needs"):
+        plan_concurrency(load_spec("smoke", ["resources.workers=4", "resources.cpus_per_worker=1"]), cluster_cpus=2, cluster_gpus=0)

@@ -1,0 +1,106 @@
+"""A real sweep through Tune + Optuna + Train, its Parquet files checked row by row against Tune."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from hdc_ray.results.schema import SCHEMA_VERSION
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+def test_every_trial_lands_in_parquet_as_tune_saw_it(smoke_sweep) -> None:  # type: ignore[no-untyped-def]
+    trials = pd.read_parquet(smoke_sweep.folder / "trials.parquet").set_index("trial_id")
+    assert len(trials) == smoke_sweep.n_trials == len(smoke_sweep.grid)
+    assert (trials["schema_version"] == SCHEMA_VERSION).all() and (trials["sweep"] == "smoke_test").all()
+    for result in smoke_sweep.grid:
+        assert result.error is None
+        tid = result.metrics["trial_id"]
+        row = trials.loc[tid]
+        assert row["status"] == "completed"
+        for key in ("test_dice_fg", "test_hd95_fg", "test_dice_anterior_lip", "label_ratio"):
+            assert row[key] == pytest.approx(result.metrics[key]), key
+        assert row["val_dice_fg"] == pytest.approx(result.metrics["best_val_dice_fg"])  # best epoch, not last
+        assert row["best_epoch"] == result.metrics["best_epoch"] and row["split_hash"] == result.metrics["split_hash"]
+        assert row["cfg.loss.w_cg"] == pytest.approx(result.config["loss.w_cg"])
+        assert row["cfg.data.label_ratio"] == pytest.approx(result.config["data.label_ratio"])
+        assert row["cfg.train.epochs"] == 2 and row["epochs_done"] == 2
+        assert row["checkpoint_path"] and row["finished_at"] >= row["started_at"]
+        assert row["hdc_ray_version"] and row["node"]
+
+
+def test_history_has_one_row_per_trial_per_epoch(smoke_sweep) -> None:  # type: ignore[no-untyped-def]
+    history = pd.read_parquet(smoke_sweep.folder / "history.parquet")
+    assert len(history) == 2 * smoke_sweep.n_trials
+    for result in smoke_sweep.grid:
+        tune_rows = result.metrics_dataframe.sort_values("epoch")
+        ours = history[history["trial_id"] == result.metrics["trial_id"]].sort_values("epoch")
+        assert ours["epoch"].tolist() == [1, 2]
+        assert ours["val_dice_fg"].tolist() == pytest.approx(tune_rows["val_dice_fg"].tolist())
+        assert ours["train_loss"].tolist() == pytest.approx(tune_rows["train_loss"].tolist())
+
+
+def test_schema_types_are_fixed_and_an_independent_engine_reads_the_files(smoke_sweep) -> None:  # type: ignore[no-untyped-def]
+    duckdb = pytest.importorskip("duckdb")
+    schema = pq.read_schema(smoke_sweep.folder / "trials.parquet")
+    assert str(schema.field("error").type) == "string"  # all-null column keeps its declared type
+    assert str(schema.field("test_dice_fg").type) == "double" and str(schema.field("seed").type) == "int64"
+    rows = duckdb.sql(f"select trial_id, test_dice_fg from read_parquet('{smoke_sweep.folder / 'trials.parquet'}') order by trial_id").fetchall()
+    expected = pd.read_parquet(smoke_sweep.folder / "trials.parquet").sort_values("trial_id")
+    assert [r[0] for r in rows] == expected["trial_id"].tolist()
+    assert [r[1] for r in rows] == pytest.approx(expected["test_dice_fg"].tolist())
+    n_history = duckdb.sql(f"select count(*) from read_parquet('{smoke_sweep.folder / 'history.parquet'}')").fetchall()
+    assert n_history == [(2 * smoke_sweep.n_trials,)]
+
+
+def test_the_optuna_study_is_stored_next_to_the_results(smoke_sweep) -> None:  # type: ignore[no-untyped-def]
+    db = smoke_sweep.folder / "optuna.db"
+    assert db.is_file()
+    with sqlite3.connect(db) as conn:
+        names = [r[0] for r in conn.execute("select study_name from studies")]
+        n_done = conn.execute("select count(*) from trials where state = 'COMPLETE'").fetchone()[0]
+    assert names == ["smoke_test"] and n_done == smoke_sweep.n_trials
+    assert (smoke_sweep.folder / "spec.yaml").is_file()
+
+
+def test_export_rebuilds_the_same_parquet_from_tune(smoke_sweep, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from hdc_ray.results.export import export_experiment
+
+    n_trials, n_epochs = export_experiment(smoke_sweep.folder / "tune", tmp_path)
+    assert (n_trials, n_epochs) == (smoke_sweep.n_trials, 2 * smoke_sweep.n_trials)
+    live = pd.read_parquet(smoke_sweep.folder / "trials.parquet").set_index("trial_id").sort_index()
+    rebuilt = pd.read_parquet(tmp_path / "trials.parquet").set_index("trial_id").sort_index()
+    for column in ("status", "test_dice_fg", "val_dice_fg", "split_hash", "best_epoch", "cfg.loss.w_mi", "label_ratio"):
+        assert rebuilt[column].tolist() == pytest.approx(live[column].tolist()) if live[column].dtype.kind == "f" else rebuilt[column].tolist() == live[column].tolist()
+
+
+def test_a_second_sweep_of_the_same_name_needs_resume(smoke_sweep) -> None:  # type: ignore[no-untyped-def]
+    from hdc_ray.tune.spec import SpecError, load_spec
+    from hdc_ray.tune.sweep import run_sweep
+
+    with pytest.raises(SpecError, match="--resume"):
+        run_sweep(load_spec("smoke"), results=str(smoke_sweep.folder.parent), name="smoke_test")
+    with pytest.raises(SpecError, match="no interrupted sweep"):
+        run_sweep(load_spec("smoke"), results=str(smoke_sweep.folder.parent), name="never_ran", resume=True)
+
+
+def test_report_on_the_smoke_sweep_writes_every_plot(smoke_sweep, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import argparse
+
+    from hdc_ray.analysis.report import cli_report
+
+    out = tmp_path / "report"
+    code = cli_report(argparse.Namespace(results=str(smoke_sweep.folder.parent), sweep=["smoke_test"], out=str(out)))
+    assert code == 0
+    markdown = (out / "report.md").read_text()
+    pngs = sorted(out.glob("*.png"))
+    assert {p.name for p in pngs} >= {"label_budget.png", "learning_curves.png", "pareto.png"}
+    for png in pngs:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+        assert f"]({png.name})" in markdown
+    assert (out / "report.html").is_file()
