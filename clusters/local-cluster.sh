@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# A local multi-process Ray cluster for hdc-ray: the same `hdc-ray sweep --address ...` and `ray job submit`
-# workflow as a cloud cluster, on one machine. See clusters/local.md for the walk-through.
+# A local multi-process Ray cluster for hdc-ray: the same `hdc-ray sweep SPEC --address HOST:PORT` and
+# `ray job submit` workflow as a cloud cluster, on one machine. See clusters/local.md for the walk-through.
 #
 #   clusters/local-cluster.sh start [--cpus N] [--driver-slots N] [--port P] [--dashboard-port P]
 #                                   [--client-port P] [--auth token] [--lan IP|auto --workers N --worker-cpus N]
@@ -189,8 +189,10 @@ cmd_env() {
   echo "export RAY_AUTH_MODE=$AUTH_MODE"
   if [[ "$AUTH_MODE" == "token" ]]; then echo "export RAY_AUTH_TOKEN_PATH=$STATE_DIR/auth_token"; fi
   if [[ "$MODE" == "loopback" ]]; then echo "export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0"; fi
-  echo "# sweep driver here:  hdc-ray sweep SPEC --address $HEAD_IP:$PORT --results DIR"
-  echo "# or as a Ray job:    ray job submit --address http://127.0.0.1:$DASHBOARD_PORT -- hdc-ray sweep SPEC --address auto --results ABSOLUTE_DIR"
+  echo "# the sweep driver in this shell:"
+  echo "#   hdc-ray sweep SPEC --address $HEAD_IP:$PORT --results DIR --set resources.driver_resource=driver_slots"
+  echo "# or as a Ray job (runs in a copy of the repository, so give an absolute results folder):"
+  echo "#   ray job submit --address http://127.0.0.1:$DASHBOARD_PORT --working-dir . -- hdc-ray sweep SPEC --address auto --results ABSOLUTE_DIR --set resources.driver_resource=driver_slots"
 }
 
 cmd_status() {

@@ -106,8 +106,10 @@ def fit(
             due = state.epoch % cfg.train.checkpoint_every == 0 or final
             report = state.history[-1] | _prefixed_best(state) | ({**test, "done": 1.0} if final else {})
             on_epoch(report, _snapshot(cfg, models, optimizer, scaler, state) if due else None)
-    if not test:  # resumed after the last epoch: nothing left to train, only to test
+    if not test:  # resumed after the last epoch (killed before its final report got through): report it again
         test = _test_best(cfg, data, models, state, device, shard)
+        if on_epoch is not None and state.history:
+            on_epoch(state.history[-1] | _prefixed_best(state) | {**test, "done": 1.0}, None)
     return FitResult(state.history, state.best_epoch, state.best_val, test, state.best_weights)
 
 
