@@ -2,8 +2,9 @@
 # A local multi-process Ray cluster for hdc-ray: the same `hdc-ray sweep SPEC --address HOST:PORT` and
 # `ray job submit` workflow as a cloud cluster, on one machine. See clusters/local.md for the walk-through.
 #
-#   clusters/local-cluster.sh start [--cpus N] [--driver-slots N] [--port P] [--dashboard-port P]
-#                                   [--client-port P] [--auth token] [--lan IP|auto --workers N --worker-cpus N]
+#   clusters/local-cluster.sh start [--cpus N] [--gpus N] [--driver-slots N] [--port P] [--dashboard-port P]
+#                                   [--client-port P] [--agent-port P] [--auth token]
+#                                   [--lan IP|auto --workers N --worker-cpus N]
 #   clusters/local-cluster.sh status
 #   clusters/local-cluster.sh sweep  SPEC [sweep flags...]   # runs the sweep here, driver connects with --address
 #   clusters/local-cluster.sh submit SPEC [sweep flags...]   # runs the sweep as a Ray job (ray job submit)
@@ -18,16 +19,18 @@
 # single Ray node: give it the CPUs (and GPUs) you want to use.
 #
 # --lan mode: several Ray nodes (the head plus --workers N worker processes on this machine; more machines can
-# join with the printed command). The GCS, raylets and Ray client server then listen on the given private
-# address so other nodes can reach them; keep that address on a private network / firewall. The dashboard
-# and job server still listen on 127.0.0.1 only (use an SSH tunnel from other machines).
+# join with the printed command). The nodes advertise the given private address, the Ray client server binds
+# to it, and Ray's cluster-internal ports (GCS, raylets, object manager, metrics) listen on all interfaces, as
+# in any multi-node Ray cluster: use it only on a machine without a public interface or behind a firewall.
+# The dashboard and job server still listen on 127.0.0.1 only (use an SSH tunnel from other machines).
 #
 # `stop` ends only the processes this script started: each node is started in its own session (setsid), the
 # session ids are recorded under the state directory, and `stop` signals exactly those sessions. It never runs
 # `ray stop`, which would kill every Ray process on the machine (other users' clusters, test clusters).
 #
-# Environment: HDC_RAY_LOCAL_DIR (state, logs and Ray's temp dir; default /tmp/hdc-ray-local; keep it short,
-# Ray's socket paths must fit in 107 characters), RAY (the ray executable), HDC_RAY (the hdc-ray command).
+# Linux (bash, util-linux setsid, procps ps). Environment: HDC_RAY_LOCAL_DIR (state, logs and Ray's temp dir;
+# default /tmp/hdc-ray-local; keep it short, Ray's socket paths must fit in 107 characters), RAY (the ray
+# executable), HDC_RAY (the hdc-ray command).
 set -euo pipefail
 
 STATE_DIR="${HDC_RAY_LOCAL_DIR:-/tmp/hdc-ray-local}"
@@ -75,10 +78,24 @@ start_node() {  # start_node NAME ray-start-args... ; records the node's session
   # the session, `ray start` exits once they are up, and we wait for that.
   if ! setsid --wait bash -c 'echo $$ > "$0"; exec "$@"' "$sidfile" "$RAY_BIN" start "$@" >"$log" 2>&1; then
     cat "$log" >&2
-    [[ -f "$sidfile" ]] && SESSIONS="$SESSIONS $(cat "$sidfile")"
-    die "ray start failed for $name (log: $log)"
+    if [[ -f "$sidfile" ]]; then SESSIONS="$SESSIONS $(cat "$sidfile")"; fi
+    write_state  # so that `stop` can end whatever did start
+    die "ray start failed for $name (log: $log; clean up with: $0 stop)"
   fi
   SESSIONS="$SESSIONS $(cat "$sidfile")"
+}
+
+wait_for_port() {  # wait_for_port HOST PORT WHAT: until something accepts TCP connections there
+  local i
+  for i in $(seq 1 90); do
+    if python - "$1" "$2" <<'PY' 2>/dev/null
+import socket, sys
+socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1).close()
+PY
+    then return 0; fi
+    sleep 1
+  done
+  die "$3 did not come up on $1:$2 within 90 s (logs: $STATE_DIR/ray/session_latest/logs)"
 }
 
 wait_for_dashboard() {
@@ -104,6 +121,7 @@ write_state() {
     echo "PORT=$PORT"
     echo "DASHBOARD_PORT=$DASHBOARD_PORT"
     echo "CLIENT_PORT=$CLIENT_PORT"
+    echo "AGENT_PORT=$AGENT_PORT"
     echo "AUTH_MODE=$AUTH_MODE"
     echo "SESSIONS=\"${SESSIONS# }\""
   } >"$STATE_FILE"
@@ -112,7 +130,7 @@ write_state() {
 cmd_start() {
   local cpus driver_slots=4 workers=0 worker_cpus=2 lan="" auth="disabled" gpus=""
   cpus="$(nproc 2>/dev/null || echo 2)"
-  PORT=6379; DASHBOARD_PORT=8265; CLIENT_PORT=10001
+  PORT=6379; DASHBOARD_PORT=8265; CLIENT_PORT=10001; AGENT_PORT=52365
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --cpus) cpus="$2"; shift 2 ;;
@@ -121,6 +139,7 @@ cmd_start() {
       --port) PORT="$2"; shift 2 ;;
       --dashboard-port) DASHBOARD_PORT="$2"; shift 2 ;;
       --client-port) CLIENT_PORT="$2"; shift 2 ;;
+      --agent-port) AGENT_PORT="$2"; shift 2 ;;
       --workers) workers="$2"; shift 2 ;;
       --worker-cpus) worker_cpus="$2"; shift 2 ;;
       --lan) lan="$2"; shift 2 ;;
@@ -164,7 +183,8 @@ PY
   local head_args=(--head --node-ip-address="$HEAD_IP" --port="$PORT" --num-cpus="$cpus"
     --resources="{\"driver_slots\": $driver_slots}"
     --include-dashboard=true --dashboard-host=127.0.0.1 --dashboard-port="$DASHBOARD_PORT"
-    --ray-client-server-port="$CLIENT_PORT" --temp-dir="$STATE_DIR/ray" --disable-usage-stats)
+    --ray-client-server-port="$CLIENT_PORT" --dashboard-agent-listen-port="$AGENT_PORT"
+    --temp-dir="$STATE_DIR/ray" --disable-usage-stats)
   [[ -n "$gpus" ]] && head_args+=(--num-gpus="$gpus")
   say "starting the head on $HEAD_IP:$PORT ($MODE mode, $cpus CPUs, driver_slots=$driver_slots)"
   start_node head "${head_args[@]}"
@@ -176,6 +196,8 @@ PY
     write_state
   done
   wait_for_dashboard "$DASHBOARD_PORT"
+  # Jobs are accepted once the head's dashboard agent is up (it registers itself as it starts listening).
+  wait_for_port "$HEAD_IP" "$AGENT_PORT" "the head's dashboard agent"
   say "up. Dashboard and job server: http://127.0.0.1:$DASHBOARD_PORT   GCS: $HEAD_IP:$PORT"
   say "next: $0 sweep smoke --results results/local   or   $0 submit smoke"
   if [[ "$MODE" == "lan" ]]; then
@@ -251,6 +273,11 @@ cmd_stop() {
     pids="$(session_pids "$sid")"
     [[ -n "$pids" ]] && kill -KILL $pids 2>/dev/null || true
   done
+  for i in $(seq 1 20); do
+    [[ "$(alive_sessions)" -eq 0 ]] && break
+    sleep 0.5
+  done
+  [[ "$(alive_sessions)" -eq 0 ]] || die "some processes of sessions $SESSIONS did not exit; state kept in $STATE_FILE"
   rm -f "$STATE_FILE" "$STATE_DIR/auth_token"
   say "stopped (logs kept in $STATE_DIR)"
 }

@@ -14,6 +14,7 @@ Heavy imports (torch, ray) happen inside the commands, so ``--help`` and ``valid
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -146,10 +147,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
     errors: list[type[BaseException]] = [ConfigError, FileNotFoundError]
     for module, name in (("hdc_ray.data.readers", "DataError"), ("hdc_ray.train.run", "ResumeError"), ("hdc_ray.tune.spec", "SpecError"), ("hdc_ray.dist.cluster", "ClusterError")):
-        try:
+        with contextlib.suppress(ImportError, AttributeError):  # a layer whose extra is not installed
             errors.append(getattr(__import__(module, fromlist=[name]), name))
-        except (ImportError, AttributeError):
-            pass
     return tuple(errors)
 
 

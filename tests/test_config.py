@@ -27,14 +27,14 @@ def test_packaged_configs_are_addressable_by_name() -> None:
 
 @pytest.mark.parametrize("name", ["fugc", "psfh"])
 def test_real_dataset_configs_need_only_the_data_path(name: str, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="needs data.root"):
+    with pytest.raises(ConfigError, match=r"needs data\.root"):
         load_config(name)
     cfg = load_config(name, [f"data.root={tmp_path}"])
     assert cfg.data.root == str(tmp_path) and cfg.data.source == name
 
 
 def test_unknown_key_suggests_the_close_one() -> None:
-    with pytest.raises(ConfigError, match=r"unknown key 'train.epochz'.*did you mean 'epochs'"):
+    with pytest.raises(ConfigError, match=r"unknown key 'train\.epochz'.*did you mean 'epochs'"):
         load_config("tiny", ["train.epochz=3"])
     with pytest.raises(ConfigError, match=r"unknown key 'trian'.*did you mean 'train'"):
         config_from_dict({"trian": {}})
@@ -69,7 +69,7 @@ def test_bad_values_name_the_key(override: str, message: str) -> None:
 
 
 def test_override_syntax_errors() -> None:
-    with pytest.raises(ConfigError, match="section.key=value"):
+    with pytest.raises(ConfigError, match=r"section\.key=value"):
         load_config("tiny", ["train.epochs"])
     with pytest.raises(ConfigError, match="is a value, not a section"):
         load_config("tiny", ["name.x=1"])

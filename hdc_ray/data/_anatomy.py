@@ -218,7 +218,7 @@ def cervix_scene(
         scene.regions.append(_bladder(lips, rng))
     scene.regions.append(Region(lips, contrast, label=1, label_pos=2, fade=dropout_fade(rng.uniform(*dropout), rng)))
     canal_fade = dropout_fade(rng.uniform(*dropout), rng, periodic=False)
-    scene.lines.append(Line(lips, "axis", contrast * rng.uniform(0.6, 1.0), rng.uniform(0.004, 0.007), canal_fade))
+    scene.lines.append(Line(lips, "axis", contrast * rng.uniform(0.6, 1.0), rng.uniform(0.006, 0.01), canal_fade))
     avoid = [lips] + [r.blob for r in scene.regions[:-1]]
     for _ in range(n_distractors):
         blob = _free_blob(sector, avoid, rng, probe, a=(0.04, 0.1), b=(0.025, 0.06), curvature=2.0)

@@ -3,7 +3,10 @@
 Synthetic: generate (or load from the cache) a pool of ``n_train + n_val + n_test`` images from
 ``data_seed``, then split it with ``split_seed``. FUGC / PSFH: read the user's folder, split it (val/test
 only from labelled images), resize to ``image_size`` (images bilinear, masks nearest) and keep the native
-masks of labelled/val/test images for metrics at native resolution.
+masks of labelled/val/test images for metrics at native resolution. For real sources ``n_train`` is
+ignored (the training pool is every image not in val/test) and the label budget applies to the labelled
+images left for training (FUGC: ``label_ratio=1.0`` uses all of them; the 450 label-less images are always
+unlabelled). The bundle's ``label_ratio`` is the actual labelled share of the training pool.
 """
 
 from __future__ import annotations

@@ -202,9 +202,9 @@ def _fingerprint(knobs: str) -> str:
     """Hash of the knobs and of the generator's source: editing a preset or the physics (even without
     bumping GENERATOR_VERSION) can never serve a stale cache."""
     digest = hashlib.sha256(knobs.encode())
-    for module in (_anatomy, us):
-        digest.update(Path(module.__file__).read_bytes())
-    digest.update(Path(__file__).read_bytes())
+    for source in (_anatomy.__file__, us.__file__, __file__):
+        if source is not None:  # None only in frozen/zip imports: fall back to the version and knobs
+            digest.update(Path(source).read_bytes())
     return digest.hexdigest()[:8]
 
 

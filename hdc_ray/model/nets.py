@@ -118,11 +118,11 @@ def ema_update(teacher: nn.Module, student: nn.Module, decay: float) -> None:
     """
     for t, s in zip(teacher.parameters(), student.parameters(), strict=True):
         t.lerp_(s.detach(), 1.0 - decay)
-    for t, s in zip(teacher.buffers(), student.buffers(), strict=True):
-        if t.dtype.is_floating_point:
-            t.lerp_(s, 1.0 - decay)
+    for t_buf, s_buf in zip(teacher.buffers(), student.buffers(), strict=True):
+        if t_buf.dtype.is_floating_point:
+            t_buf.lerp_(s_buf, 1.0 - decay)
         else:
-            t.copy_(s)
+            t_buf.copy_(s_buf)
 
 
 def count_parameters(module: nn.Module) -> int:

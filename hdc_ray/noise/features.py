@@ -31,7 +31,7 @@ class FeaturePerturbation(nn.Module):
     def _choose(self, g: torch.Generator) -> list[str]:
         if self.cfg.feature_perturbation == "all":
             return self.kinds
-        pick = int(torch.randint(len(self.kinds), (), generator=g, device=g.device))
+        pick = int(torch.randint(len(self.kinds), (), generator=g, device=g.device).item())
         return [self.kinds[pick]]
 
     def _perturb_one(self, x: Tensor, kinds: list[str], g: torch.Generator) -> Tensor:
@@ -54,7 +54,7 @@ def feature_noise(x: Tensor, r: float, g: torch.Generator) -> Tensor:
 def feature_dropout(x: Tensor, share: float) -> Tensor:
     """Zero the ``share`` most-attended locations (attention = channel mean), pushing the decoder to use context."""
     attention = x.mean(dim=0)  # (H, W)
-    k = int(round(share * attention.numel()))
+    k = round(share * attention.numel())
     if k == 0:
         return x
     threshold = attention.flatten().topk(k).values[-1]

@@ -48,18 +48,26 @@ def make_batch(cfg: Config, data, epoch: int, it: int, shard: Shard, device: tor
     base = (tc.seed, epoch, it)
     rows_l = shard.slice(tc.batch_labeled)
     idx_l = global_indices(len(data.labeled), tc.batch_labeled, tc.seed, epoch, it, LABELED, tc.iters_per_epoch)[rows_l.start : rows_l.stop]
-    x = torch.from_numpy(data.labeled.images[idx_l])[:, None].to(device)
-    y = torch.from_numpy(data.labeled.masks[idx_l]).long().to(device)
+    x = _to_device(data.labeled.images[idx_l], device, cfg.dist.pin_memory)[:, None]
+    y = _to_device(data.labeled.masks[idx_l], device, cfg.dist.pin_memory).long()
     x_w, y_w = weak_view(x, y, generators(image_seeds(base, rows_l, WEAK), device), cfg.noise)
     noise_rows: list[int] = list(rows_l)
     u_w = u_s = theta = valid = None
     if with_unlabeled:
         rows_u = shard.slice(tc.batch_unlabeled)
         idx_u = global_indices(len(data.unlabeled), tc.batch_unlabeled, tc.seed, epoch, it, UNLABELED, tc.iters_per_epoch)[rows_u.start : rows_u.stop]
-        u = torch.from_numpy(data.unlabeled.images[idx_u])[:, None].to(device)
+        u = _to_device(data.unlabeled.images[idx_u], device, cfg.dist.pin_memory)[:, None]
         u_w, _ = weak_view(u, None, generators(image_seeds((*base, 1), rows_u, WEAK), device), cfg.noise)
         u_s, theta, valid = strong_view(u_w, generators(image_seeds((*base, 1), rows_u, STRONG), device), cfg.noise)
         noise_rows += [tc.batch_labeled + r for r in rows_u]
     assert y_w is not None
     subsample = torch.Generator(device=device).manual_seed(derive_seed(*base, shard.rank, SUBSAMPLE))
     return Batch(x_w, y_w, u_w, u_s, theta, valid, image_seeds(base, noise_rows, FEATURE), subsample)
+
+
+def _to_device(array: np.ndarray, device: torch.device, pin: bool) -> torch.Tensor:
+    """Host array -> device tensor; pinned host memory lets the copy to a GPU overlap with compute."""
+    tensor = torch.from_numpy(array)
+    if device.type == "cuda":
+        return (tensor.pin_memory() if pin else tensor).to(device, non_blocking=pin)
+    return tensor

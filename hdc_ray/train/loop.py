@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import nn
 from torch import distributed as torch_dist
+from torch import nn
 from torch.nn import functional as F
 
 from hdc_ray.config import Config, flatten

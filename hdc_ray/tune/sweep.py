@@ -103,7 +103,7 @@ def run_sweep(
         )
     started = time.perf_counter()
     grid = tuner.fit()
-    errors = sum(1 for r in grid if r.error is not None)
+    errors = sum(1 for i in range(len(grid)) if grid[i].error is not None)
     print(f"sweep {name!r} finished in {time.perf_counter() - started:.0f} s: {len(grid)} trials, {errors} failed; "
           f"Parquet: {sweep_dir}/trials.parquet, {sweep_dir}/history.parquet", flush=True)
     return sweep_dir, grid

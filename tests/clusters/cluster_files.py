@@ -12,6 +12,7 @@ assignment); quoted strings (``ray exec cluster.yaml "hdc-ray sweep ..."``) are 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 from collections.abc import Iterator
@@ -25,7 +26,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 CLUSTERS = REPO / "clusters"
 SEARCH_SPACES = REPO / "search_spaces"
-KUBERAY_CRDS = REPO.parent / "shared" / "kuberay-crds"
+# CI copies ray-project/kuberay ray-operator/config/crd/bases/*.yaml here; HDC_RAY_KUBERAY_CRDS overrides the folder.
+KUBERAY_CRDS = Path(os.environ.get("HDC_RAY_KUBERAY_CRDS", REPO.parent / "shared" / "kuberay-crds"))
 
 RAY_VERSION = "2.60.0"
 TORCH_VERSION = "2.13.0"
@@ -175,11 +177,7 @@ def _commands_in_tokens(toks: list[str]) -> Iterator[tuple[str, ...]]:
 
 def commands_in(path: Path) -> list[Command]:
     rel = path.relative_to(REPO)
-    return [
-        Command(f"{rel}: {line.strip()[:100]}", argv)
-        for line in text_sources(path)
-        for argv in _commands_in_tokens(_tokens(line))
-    ]
+    return [Command(f"{rel}: {line.strip()[:100]}", argv) for line in text_sources(path) for argv in _commands_in_tokens(_tokens(line))]
 
 
 def all_commands() -> list[Command]:

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from cluster_files import REPO, SEARCH_SPACES, SUBCOMMANDS, Command, all_commands, is_placeholder, spec_file_for
 
 CLI = REPO / "hdc_ray" / "cli.py"
@@ -83,8 +82,15 @@ def _spec_argument(ns: argparse.Namespace) -> str | None:
 def test_commands_are_found() -> None:
     """The parser sees the commands users will copy: at least the cloud, Kubernetes, local and README ones."""
     sources = {c.source.split(":")[0] for c in COMMANDS if len(c.argv) > 1}
-    for expected in ("clusters/aws-gpu.yaml", "clusters/gcp-gpu.yaml", "clusters/kuberay/raycluster.yaml",
-                     "clusters/kuberay/rayjob-sweep.yaml", "clusters/local.md", "clusters/local-cluster.sh", "clusters/README.md"):
+    for expected in (
+        "clusters/aws-gpu.yaml",
+        "clusters/gcp-gpu.yaml",
+        "clusters/kuberay/raycluster.yaml",
+        "clusters/kuberay/rayjob-sweep.yaml",
+        "clusters/local.md",
+        "clusters/local-cluster.sh",
+        "clusters/README.md",
+    ):
         assert expected in sources, f"no hdc-ray command found in {expected}"
 
 
@@ -148,3 +154,15 @@ def test_hdc_ray_validate_accepts(spec: str, overrides: tuple[str, ...]) -> None
         argv += ["--set", override]
     proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f"hdc-ray validate {spec} {' '.join(overrides)}\n{proc.stdout}\n{proc.stderr}"
+
+
+def test_the_harness_finds_and_rejects_bad_commands() -> None:
+    """Self-check: a command hidden in a quoted string is found, and a wrong subcommand/flag is rejected."""
+    from cluster_files import _commands_in_tokens, _tokens
+
+    (argv,) = list(_commands_in_tokens(_tokens('ray exec c.yaml --tmux "hdc-ray tune smoke --address auto"')))
+    assert argv == ("tune", "smoke", "--address", "auto") and argv[0] not in SUBCOMMANDS
+    assert not list(_commands_in_tokens(_tokens("kubectl create serviceaccount hdc-ray")))
+    with pytest.raises(AssertionError):
+        _parse(("sweep", "smoke", "--workers", "2"))
+    assert spec_file_for("/home/ray/hdc-ray/search_spaces/smoke.yaml") == SEARCH_SPACES / "smoke.yaml"

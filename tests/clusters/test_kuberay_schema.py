@@ -10,6 +10,7 @@ ones (Kubernetes itself would silently drop it). The operator's own admission ru
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 from pathlib import Path
@@ -18,7 +19,6 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-
 from cluster_files import GPU_IMAGE, HEAD_IMAGE, KUBERAY_CRDS, PACKAGE_PIP_SPEC, RAY_VERSION, TORCH_VERSION, kuberay_manifests, load_docs
 
 MANIFESTS = kuberay_manifests()
@@ -42,7 +42,12 @@ def _crd_schema(kind: str) -> dict[str, Any]:
     path = KUBERAY_CRDS / CRD_FILES[kind]
     if not path.is_file():
         pytest.skip(f"KubeRay CRD schemas not found at {KUBERAY_CRDS} (CI copies ray-project/kuberay ray-operator/config/crd/bases there)")
-    crd = yaml.safe_load(path.read_text())
+    return _load_crd_schema(path, kind)
+
+
+@functools.cache
+def _load_crd_schema(path: Path, kind: str) -> dict[str, Any]:
+    crd = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # 1-2 MB: the C loader if built
     assert crd["spec"]["group"] == "ray.io" and crd["spec"]["names"]["kind"] == kind
     (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
     return _strict(version["schema"]["openAPIV3Schema"])
@@ -120,7 +125,9 @@ def test_requests_and_limits_everywhere_gpu_limits_on_gpu_groups(path: Path) -> 
             assert gpu_limit is not None and int(_quantity(gpu_limit)) >= 1, f"{path.name} {name}: GPU groups need an nvidia.com/gpu limit"
             # extended resources: a request, if given, must equal the limit
             assert _quantity(res["requests"].get("nvidia.com/gpu", gpu_limit)) == _quantity(gpu_limit)
-            assert any(t.get("key") == "nvidia.com/gpu" for t in group["template"]["spec"].get("tolerations", [])), f"{name}: tolerate the GPU taint"
+            assert any(t.get("key") == "nvidia.com/gpu" for t in group["template"]["spec"].get("tolerations", [])), (
+                f"{name}: tolerate the GPU taint"
+            )
 
 
 def _ray_start_resources(group: dict[str, Any]) -> dict[str, Any]:

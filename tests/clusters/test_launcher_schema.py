@@ -15,7 +15,6 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-
 from cluster_files import GPU_IMAGE, HEAD_IMAGE, PACKAGE_PIP_SPEC, RAY_VERSION, TORCH_VERSION, launcher_configs, ray_schema
 
 CONFIGS = launcher_configs()

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from cluster_files import REPO, cluster_files, iter_strings, kuberay_manifests, launcher_configs, load_docs, text_sources
 
 FILES = cluster_files()
@@ -108,7 +107,7 @@ def test_kubernetes_services_stay_cluster_internal(path: Path) -> None:
         assert not head.get("enableIngress", False)
         assert head.get("headService", {}).get("spec", {}).get("type", "ClusterIP") == "ClusterIP"
         assert "dashboard-host" not in head.get("rayStartParams", {}), "leave the in-pod dashboard host to KubeRay (see module doc)"
-        groups = [head] + spec.get("workerGroupSpecs", [])
+        groups = [head, *spec.get("workerGroupSpecs", [])]
         for group in groups:
             pod = group["template"]["spec"]
             assert not pod.get("hostNetwork", False), "hostNetwork would put Ray's ports on the node's address"

@@ -6,9 +6,9 @@ import pytest
 
 pytest.importorskip("ray")
 
-from hdc_ray.dist.cluster import ClusterError  # noqa: E402
-from hdc_ray.tune.spec import load_spec  # noqa: E402
-from hdc_ray.tune.sweep import plan_concurrency  # noqa: E402
+from hdc_ray.dist.cluster import ClusterError
+from hdc_ray.tune.spec import load_spec
+from hdc_ray.tune.sweep import plan_concurrency
 
 
 def test_concurrency_follows_the_cluster_and_the_spec() -> None:
