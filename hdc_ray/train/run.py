@@ -52,8 +52,8 @@ def run_local(cfg: Config, out_dir: Path, resume: bool = False, progress: bool =
     return result, summary
 
 
-def run_summary(cfg: Config, data: Any, result: FitResult) -> dict[str, Any]:
-    """The final record of a run: what the sweep writes to Parquet and ``metrics.json`` holds."""
+def run_metadata(cfg: Config, data: Any) -> dict[str, Any]:
+    """What identifies a run's data and method: in ``metrics.json`` and in every Ray Train report."""
     return {
         "method": cfg.train.method,
         "task": data.task,
@@ -63,9 +63,12 @@ def run_summary(cfg: Config, data: Any, result: FitResult) -> dict[str, Any]:
         "split_hash": data.split_hash,
         "class_names": ",".join(data.class_names[1:]),
         "distance_unit": "mm" if any(s is not None for s in data.test.spacing) else "px",
-        **result.summary(),
-        "config": flatten(cfg),
     }
+
+
+def run_summary(cfg: Config, data: Any, result: FitResult) -> dict[str, Any]:
+    """The final record of an in-process run (``metrics.json``)."""
+    return {**run_metadata(cfg, data), **result.summary(), "config": flatten(cfg)}
 
 
 def _resume_state(cfg: Config, folder: Path) -> dict[str, Any] | None:

@@ -21,7 +21,8 @@ from ray.tune.integration.ray_train import TuneReportCallback
 
 from hdc_ray.dist.cluster import ClusterError, connect
 from hdc_ray.dist.launch import build_trainer, storage_uri
-from hdc_ray.results.callback import ParquetCallback, trial_params
+from hdc_ray.results.callback import ParquetCallback
+from hdc_ray.results.rows import trial_params
 from hdc_ray.tune.search import build_param_space, build_scheduler, build_searcher
 from hdc_ray.tune.spec import Spec, SpecError, load_spec
 
@@ -49,16 +50,29 @@ def trial_driver(params: dict[str, Any], sweep: SweepContext) -> None:
         raise result.error
 
 
-def plan_concurrency(spec: Spec, cluster_cpus: float, cluster_gpus: float) -> int:
-    """Never more trials at once than the cluster can place: (driver + workers) per trial."""
+def plan_concurrency(spec: Spec, cluster_cpus: float, cluster_gpus: float, *, may_scale: bool = False) -> int:
+    """Never more trials at once than the cluster can place: (driver + workers) per trial.
+
+    ``may_scale``: the cluster is an existing one (``--address``) that may autoscale. Such clusters start
+    without their GPU workers, so what fits *now* says nothing; an explicit ``search.concurrency`` is then
+    the user's statement of what the cluster grows to, and Tune queues trials until the nodes join.
+    """
+    fits = trials_that_fit(spec, cluster_cpus, cluster_gpus)
+    if may_scale and spec.concurrency:
+        return min(spec.concurrency, spec.n_trials())
+    if fits < 1:
+        r = spec.resources
+        need = f"{r.per_trial_cpus():g} CPU" + (f" and {r.workers * r.gpus_per_worker:g} GPU" if r.gpus_per_worker else "")
+        hint = "; on an autoscaling cluster set search.concurrency to what it scales to" if may_scale else ""
+        raise ClusterError(f"one trial needs {need} but the cluster has {cluster_cpus:g} CPU / {cluster_gpus:g} GPU; lower resources.workers or cpus_per_worker{hint}")
+    return max(1, min(spec.concurrency or fits, fits, spec.n_trials()))
+
+
+def trials_that_fit(spec: Spec, cluster_cpus: float, cluster_gpus: float) -> int:
     r = spec.resources
     fit_cpu = math.floor(cluster_cpus / r.per_trial_cpus() + 1e-9)
     fit_gpu = math.floor(cluster_gpus / (r.workers * r.gpus_per_worker)) if r.gpus_per_worker > 0 else fit_cpu
-    fits = min(fit_cpu, fit_gpu)
-    if fits < 1:
-        need = f"{r.per_trial_cpus():g} CPU" + (f" and {r.workers * r.gpus_per_worker:g} GPU" if r.gpus_per_worker else "")
-        raise ClusterError(f"one trial needs {need} but the cluster has {cluster_cpus:g} CPU / {cluster_gpus:g} GPU; lower resources.workers or cpus_per_worker")
-    return max(1, min(spec.concurrency or fits, fits, spec.n_trials()))
+    return min(fit_cpu, fit_gpu)
 
 
 def run_sweep(
@@ -80,7 +94,11 @@ def run_sweep(
     _check_fresh_or_resumable(tune_path, resume, name)
     connect(address)
     total = ray.cluster_resources()
-    concurrency = plan_concurrency(spec, total.get("CPU", 0.0), total.get("GPU", 0.0))
+    cpus, gpus = total.get("CPU", 0.0), total.get("GPU", 0.0)
+    concurrency = plan_concurrency(spec, cpus, gpus, may_scale=address is not None)
+    if concurrency > trials_that_fit(spec, cpus, gpus):
+        print(f"note: {concurrency} concurrent trials asked for, {trials_that_fit(spec, cpus, gpus)} fit on the cluster now "
+              f"({cpus:g} CPU / {gpus:g} GPU); the rest wait for the autoscaler to add nodes", flush=True)
     print(f"sweep {name!r}: {spec.n_trials()} trials, up to {concurrency} at once "
           f"({spec.resources.workers} Train worker(s) each), results in {sweep_dir}", flush=True)
     _save_spec(spec, sweep_dir)

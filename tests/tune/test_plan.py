@@ -29,3 +29,14 @@ def test_gpu_trials_are_limited_by_gpus() -> None:
 def test_a_trial_that_cannot_fit_is_an_error() -> None:
     with pytest.raises(ClusterError, match="one trial needs"):
         plan_concurrency(load_spec("smoke", ["resources.workers=4", "resources.cpus_per_worker=1"]), cluster_cpus=2, cluster_gpus=0)
+
+
+def test_an_existing_cluster_may_scale_to_the_specs_explicit_concurrency() -> None:
+    # A `ray up` / KubeRay cluster starts with its CPU head only: GPU trials fit nowhere *yet*.
+    spec = load_spec("smoke", ["resources.gpus_per_worker=1", "search.concurrency=3"])
+    assert plan_concurrency(spec, cluster_cpus=8, cluster_gpus=0, may_scale=True) == 3
+    with pytest.raises(ClusterError, match="GPU"):  # a local cluster does not grow
+        plan_concurrency(spec, cluster_cpus=8, cluster_gpus=0)
+    auto = load_spec("smoke", ["resources.gpus_per_worker=1", "search.concurrency=auto"])
+    with pytest.raises(ClusterError, match=r"autoscaling cluster set search\.concurrency"):
+        plan_concurrency(auto, cluster_cpus=8, cluster_gpus=0, may_scale=True)

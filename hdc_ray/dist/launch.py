@@ -1,0 +1,100 @@
+"""Building the ``TorchTrainer`` for one run, and ``hdc-ray train CONFIG --workers N [--gpu] [--address]``.
+
+The same builder serves a single distributed training and every sweep trial (``hdc_ray.tune.sweep``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from hdc_ray.config import Config, with_overrides
+from hdc_ray.dist.cluster import ClusterError, check_placement, connect
+from hdc_ray.dist.worker import train_worker
+from hdc_ray.train.run import ResumeError
+
+DEFAULT_STORAGE = "~/hdc-ray-results"
+
+
+def storage_uri(path: str) -> str:
+    """A URI (``s3://``, ``gs://``, ...) passes through to pyarrow; a local path becomes absolute."""
+    if "://" in path:
+        return path.rstrip("/")
+    return str(Path(path).expanduser().resolve())
+
+
+def build_trainer(
+    cfg: Config,
+    *,
+    name: str,
+    storage_path: str | None = None,
+    callbacks: list[Any] | None = None,
+    num_workers: int | None = None,
+    loop_extra: dict[str, Any] | None = None,
+) -> Any:
+    """A TorchTrainer running :func:`train_worker` with the config's scaling, checkpoint and failure settings.
+
+    ``name`` must be stable (no timestamps): a Train run restarted under the same name and storage resumes
+    from its latest checkpoint. ``num_workers=0`` is Train's local mode (in-process, for tests).
+    """
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    workers = cfg.dist.workers if num_workers is None else num_workers
+    per_worker = {"CPU": cfg.dist.cpus_per_worker}
+    return TorchTrainer(
+        train_worker,
+        train_loop_config={"cfg": cfg, **(loop_extra or {})},
+        torch_config=TorchConfig(backend="nccl" if cfg.dist.use_gpu else "gloo"),
+        scaling_config=ScalingConfig(num_workers=workers, use_gpu=cfg.dist.use_gpu and workers > 0, resources_per_worker=per_worker),
+        run_config=RunConfig(
+            name=name,
+            storage_path=storage_uri(storage_path or cfg.dist.storage_path or DEFAULT_STORAGE),
+            checkpoint_config=CheckpointConfig(num_to_keep=cfg.train.keep_checkpoints),
+            failure_config=FailureConfig(max_failures=cfg.dist.max_failures),
+            callbacks=callbacks or [],
+        ),
+    )
+
+
+def cli_train_distributed(cfg: Config, args: argparse.Namespace, out: Path) -> int:
+    """``hdc-ray train --workers N``: checks first (seconds), then trains with per-epoch lines from rank 0."""
+    import ray
+
+    workers = args.workers or cfg.dist.workers
+    cfg = with_overrides(cfg, {"dist.workers": workers, "dist.use_gpu": bool(args.gpu or cfg.dist.use_gpu)})
+    storage = storage_uri(cfg.dist.storage_path or str(out.parent))
+    run_dir = f"{storage}/{out.name}"
+    _check_fresh_or_resumable(run_dir, args.resume)
+    connect(args.address)
+    check_placement(workers, cfg.dist.cpus_per_worker, cfg.dist.use_gpu, ray.cluster_resources())
+    print(f"Ray Train: {workers} worker(s) ({'NCCL, GPU' if cfg.dist.use_gpu else 'gloo, CPU'}), run folder {run_dir}", flush=True)
+    result = build_trainer(cfg, name=out.name, storage_path=storage).fit()
+    if result.error is not None:
+        raise ClusterError(f"training failed: {result.error}") from result.error
+    summary = {k: v for k, v in result.metrics.items() if not k.startswith("best_") or k == "best_epoch"}
+    summary |= {k.removeprefix("best_"): v for k, v in result.metrics.items() if k.startswith("best_val_")}
+    summary["checkpoint_path"] = result.checkpoint.path if result.checkpoint else None
+    if "://" not in run_dir:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        (Path(run_dir) / "metrics.json").write_text(json.dumps(summary, indent=2, default=str))
+    keys = ("val_dice_fg", "test_dice_fg", "test_hd95_fg", "test_asd_fg")
+    print(f"best epoch {int(summary['best_epoch'])}: " + "  ".join(f"{k} {summary[k]:.4f}" for k in keys if k in summary)
+          + f"  (split {summary.get('split_hash')}, {summary.get('n_labeled')} labelled)")
+    print(f"outputs in {run_dir}/ (metrics.json, checkpoint_*/ with state.pt)")
+    return 0
+
+
+def _check_fresh_or_resumable(run_dir: str, resume: bool) -> None:
+    """Train resumes a run of the same name by itself; make that an explicit choice, as in-process runs do."""
+    if "://" in run_dir:
+        return
+    has_checkpoints = Path(run_dir).is_dir() and any(p.name.startswith("checkpoint_") for p in Path(run_dir).iterdir())
+    if has_checkpoints and not resume:
+        raise ResumeError(f"{run_dir} already holds checkpoints of a run: pass --resume to continue it, or choose another --out")
+    if resume and not has_checkpoints:
+        print(f"--resume: no checkpoint in {run_dir}; starting from scratch", flush=True)
+    os.makedirs(run_dir, exist_ok=True)

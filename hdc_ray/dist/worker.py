@@ -1,0 +1,90 @@
+"""The function every Ray Train worker runs: the pure loop of ``hdc_ray.train.loop`` plus Ray's plumbing.
+
+Ray provides the process group (gloo on CPU, NCCL on GPU), the rank, the device and the checkpoint to
+resume from; this module turns them into the loop's ``Shard``, ``wrap`` and ``resume`` arguments and turns
+each epoch record into a ``ray.train.report`` (metrics from every rank, the checkpoint from rank 0 only).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import ray.train
+import ray.train.torch
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from hdc_ray.config import Config
+from hdc_ray.train import checkpoint
+from hdc_ray.train.batches import Shard
+from hdc_ray.train.loop import fit
+from hdc_ray.train.run import run_metadata
+
+STATE_FILE = "state.pt"
+
+
+def train_worker(config: dict[str, Any]) -> None:
+    """``train_loop_per_worker`` of the TorchTrainer. ``config``: ``cfg`` (a Config), optional ``fail_at_epoch``."""
+    from hdc_ray.data import build_data
+
+    cfg: Config = config["cfg"]
+    context = ray.train.get_context()
+    shard = Shard(context.get_world_rank(), context.get_world_size())
+    device = ray.train.torch.get_device() if cfg.dist.use_gpu else torch.device("cpu")
+    resume = _latest_state()
+    data = build_data(cfg.data)
+    meta = run_metadata(cfg, data) | {"node": socket.gethostname()}
+    reporter = _Reporter(shard, meta, config.get("fail_at_epoch"), first_attempt=resume is None)
+    fit(
+        cfg, data, device=device, shard=shard, wrap=_ddp(device) if shard.world_size > 1 else None,
+        on_epoch=reporter, resume=resume, progress=False, log=print if shard.rank == 0 else _quiet,
+    )
+
+
+def _ddp(device: torch.device):  # type: ignore[no-untyped-def]
+    def wrap(net: nn.Module) -> nn.Module:
+        # Only the student is wrapped: the EMA teacher is updated identically on every rank from the
+        # all-reduced student weights, so it never needs to communicate.
+        return DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+
+    return wrap
+
+
+def _latest_state() -> dict[str, Any] | None:
+    found = ray.train.get_checkpoint()
+    if found is None:
+        return None
+    with found.as_directory() as folder:
+        return checkpoint.load(Path(folder) / STATE_FILE)
+
+
+class _Reporter:
+    """The loop's ``on_epoch``: every rank reports (Train requires it), rank 0 attaches the checkpoint."""
+
+    def __init__(self, shard: Shard, meta: dict[str, Any], fail_at_epoch: int | None, first_attempt: bool) -> None:
+        self.shard, self.meta, self.fail_at_epoch, self.first_attempt = shard, meta, fail_at_epoch, first_attempt
+
+    def __call__(self, record: dict[str, float], state: dict[str, Any] | None) -> None:
+        self._maybe_fail(int(record["epoch"]))
+        metrics = {**record, **self.meta}
+        if state is None or self.shard.rank != 0:
+            ray.train.report(metrics, checkpoint=None)
+            return
+        with tempfile.TemporaryDirectory(prefix="hdc-ckpt-") as folder:
+            checkpoint.save_atomic(state, Path(folder) / STATE_FILE)
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
+
+    def _maybe_fail(self, epoch: int) -> None:
+        """Fault injection for tests: the last rank dies hard at ``fail_at_epoch`` on the first attempt only."""
+        if self.first_attempt and epoch == self.fail_at_epoch and self.shard.rank == self.shard.world_size - 1:
+            print(f"fault injection: rank {self.shard.rank} exits at epoch {epoch}", flush=True)
+            os._exit(1)
+
+
+def _quiet(_: str) -> None:
+    pass
