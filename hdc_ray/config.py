@@ -113,6 +113,9 @@ class NoiseConfig:
 @dataclass(frozen=True)
 class LossConfig:
     w_sup: float = 1.0
+    # The paper's supervised loss is pixel CE (0.0 here). A soft Dice term (e.g. 1.0) stops CE from
+    # collapsing small structures to background at low label budgets (measured: docs/benchmark.md).
+    sup_dice: float = 0.0
     w_pc: float = 1.0  # pixel consistency (teacher pseudo-labels -> student strong view)
     w_cg: float = 0.1  # Correlation Guidance (teacher vs student main branch, several levels)
     w_mi: float = 0.1  # Mutual Information (student main vs noisy branch)
@@ -135,7 +138,7 @@ class LossConfig:
     ramp_fraction: float = 0.4  # sigmoid ramp-up length as a fraction of all training iterations
 
     def __post_init__(self) -> None:
-        for name in ("w_sup", "w_pc", "w_cg", "w_mi", "w_cps"):
+        for name in ("w_sup", "sup_dice", "w_pc", "w_cg", "w_mi", "w_cps"):
             _check(getattr(self, name) >= 0.0, f"loss.{name}", "must be >= 0")
         _check(0.0 <= self.confidence_threshold < 1.0, "loss.confidence_threshold", "must be in [0, 1)")
         _check(len(self.cg_levels) >= 1, "loss.cg_levels", "needs at least one level")

@@ -34,6 +34,6 @@ def ray_session() -> Iterator[None]:
     """One local Ray cluster for all in-process Ray tests: 4 logical CPUs (resources are logical)."""
     ray = pytest.importorskip("ray")
     if not ray.is_initialized():
-        ray.init(num_cpus=4, log_to_driver=True)  # dashboard on: Train V2 polls the state API
+        ray.init(address="local", num_cpus=4, log_to_driver=True)  # never join a cluster left running  # dashboard on: Train V2 polls the state API
     yield
     ray.shutdown()

@@ -61,6 +61,7 @@ def test_yaml_11_exponent_strings_become_floats(tmp_path: Path) -> None:
         ("train.select_metric=test_dice_fg", "validation metric"),
         ("data.image_size=50", "multiple of 16"),
         ("eval.empty_penalty=huge", "diagonal"),
+        ("loss.sup_dice=-1", r"loss\.sup_dice: must be >= 0"),
     ],
 )
 def test_bad_values_name_the_key(override: str, message: str) -> None:

@@ -33,7 +33,8 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> None:
     if address not in (None, "auto", "local"):
         _probe(address)
     try:
-        ray.init(address=address, num_cpus=num_cpus if address is None else None, log_to_driver=True, logging_level=logging.WARNING)
+        # address "local": a fresh private cluster, never one that a `ray start` left running on this host.
+        ray.init(address=address or "local", num_cpus=num_cpus if address is None else None, log_to_driver=True, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         hint = "start one with `ray start --head`, or omit --address for a local cluster" if address == "auto" else "check the address and that the head node is up"
         raise ClusterError(f"cannot connect to the Ray cluster at {address!r}: {_first_line(exc)}; {hint}") from exc

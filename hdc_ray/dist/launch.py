@@ -69,6 +69,8 @@ def cli_train_distributed(cfg: Config, args: argparse.Namespace, out: Path) -> i
     storage = storage_uri(cfg.dist.storage_path or str(out.parent))
     run_dir = f"{storage}/{out.name}"
     _check_fresh_or_resumable(run_dir, args.resume)
+    if cfg.dist.use_gpu and args.address is None and not _local_gpu():
+        raise ClusterError("--gpu / dist.use_gpu: no GPU on this machine (no CUDA device, or torch is a CPU build); drop --gpu to train on CPU workers (gloo)")
     connect(args.address)
     check_placement(workers, cfg.dist.cpus_per_worker, cfg.dist.use_gpu, ray.cluster_resources())
     print(f"Ray Train: {workers} worker(s) ({'NCCL, GPU' if cfg.dist.use_gpu else 'gloo, CPU'}), run folder {run_dir}", flush=True)
@@ -86,6 +88,12 @@ def cli_train_distributed(cfg: Config, args: argparse.Namespace, out: Path) -> i
           + f"  (split {summary.get('split_hash')}, {summary.get('n_labeled')} labelled)")
     print(f"outputs in {run_dir}/ (metrics.json, checkpoint_*/ with state.pt)")
     return 0
+
+
+def _local_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _check_fresh_or_resumable(run_dir: str, resume: bool) -> None:

@@ -1,4 +1,5 @@
-"""Supervised pixel cross-entropy on labelled images, for one or both student decoders."""
+"""Supervised loss on labelled images, for one or both student decoders: pixel cross-entropy, plus an
+optional soft Dice term (``loss.sup_dice``) that keeps small structures from collapsing to background."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["supervised_loss"]
+__all__ = ["soft_dice_loss", "supervised_loss"]
 
 
 def _check_logits_target(name: str, logits: Tensor, target: Tensor) -> None:
@@ -29,8 +30,9 @@ def supervised_loss(
     logits_noisy: Tensor | None,
     target: Tensor,
     ignore_index: int = 255,
+    dice_weight: float = 0.0,
 ) -> Tensor:
-    """Pixel cross-entropy of the student's decoders against the labels.
+    """Pixel cross-entropy (+ ``dice_weight`` x soft Dice loss) of the student's decoders against the labels.
 
     Shapes: ``logits_main`` and ``logits_noisy`` (B, C, H, W) raw logits; ``target`` (B, H, W) int64
     class indices, ``ignore_index`` marks unlabelled pixels. Returns a scalar.
@@ -40,15 +42,37 @@ def supervised_loss(
     ignored). The result is the mean over the decoders given: main only when ``logits_noisy`` is
     None, otherwise (CE_main + CE_noisy) / 2. A batch whose pixels are all ignored gives 0.
     Label values outside [0, C) other than ``ignore_index`` make torch raise (not checked here, to
-    avoid a device sync per step).
+    avoid a device sync per step). ``dice_weight > 0`` adds ``dice_weight * soft_dice_loss`` per decoder.
     """
     _check_logits_target("logits_main", logits_main, target)
     if target.dtype.is_floating_point or target.dtype == torch.bool:
         raise ValueError(f"target must hold integer class indices, got dtype {target.dtype}")
     target = target.long()
-    loss = _pixel_ce(logits_main, target, ignore_index)
+    loss = _decoder_loss(logits_main, target, ignore_index, dice_weight)
     if logits_noisy is None:
         return loss
     if logits_noisy.shape != logits_main.shape:
         raise ValueError(f"logits_noisy {tuple(logits_noisy.shape)} must match logits_main {tuple(logits_main.shape)}")
-    return 0.5 * (loss + _pixel_ce(logits_noisy, target, ignore_index))
+    return 0.5 * (loss + _decoder_loss(logits_noisy, target, ignore_index, dice_weight))
+
+
+def _decoder_loss(logits: Tensor, target: Tensor, ignore_index: int, dice_weight: float) -> Tensor:
+    ce = _pixel_ce(logits, target, ignore_index)
+    return ce if dice_weight == 0.0 else ce + dice_weight * soft_dice_loss(logits, target, ignore_index)
+
+
+def soft_dice_loss(logits: Tensor, target: Tensor, ignore_index: int = 255, smooth: float = 1.0) -> Tensor:
+    """1 - mean over foreground classes of the batch soft Dice (softmax probabilities vs one-hot labels).
+
+    Shapes: ``logits`` (B, C, H, W), ``target`` (B, H, W). Sums run over the whole batch, so a class
+    absent from every image gives ~0 loss (``smooth`` / ``smooth``), not a spurious penalty. Ignored
+    pixels count for neither side. Background (class 0) is left out: it is the class that CE alone
+    over-predicts on small structures.
+    """
+    _check_logits_target("logits", logits, target)
+    valid = (target != ignore_index).unsqueeze(1).to(logits.dtype)  # (B, 1, H, W)
+    probs = torch.softmax(logits.float(), dim=1)[:, 1:] * valid
+    onehot = F.one_hot(target.long().clamp(0, logits.shape[1] - 1), logits.shape[1]).permute(0, 3, 1, 2)[:, 1:].to(probs.dtype) * valid
+    inter = (probs * onehot).sum(dim=(0, 2, 3))
+    dice = (2.0 * inter + smooth) / (probs.sum(dim=(0, 2, 3)) + onehot.sum(dim=(0, 2, 3)) + smooth)
+    return 1.0 - dice.mean()

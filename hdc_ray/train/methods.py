@@ -88,14 +88,14 @@ def compute_losses(cfg: Config, model: nn.Module, teacher: SegNet | None, batch:
     """Every loss component of the method (unweighted) plus statistics; ``model`` may be DDP-wrapped."""
     method = cfg.train.method
     if method == "supervised":
-        return {"sup": supervised_loss(model(batch.x_w).logits, None, batch.y_w)}
+        return {"sup": supervised_loss(model(batch.x_w).logits, None, batch.y_w, dice_weight=cfg.loss.sup_dice)}
     if method == "cps":
-        return _cps_terms(model, batch)
+        return _cps_terms(cfg, model, batch)
     assert teacher is not None and batch.u_w is not None
     with torch.no_grad():
         t_out = teacher(batch.u_w)
     if method == "mean_teacher":
-        return _mean_teacher_terms(model, t_out.logits, batch)
+        return _mean_teacher_terms(cfg, model, t_out.logits, batch)
     return _hdc_terms(cfg, model, t_out.logits, t_out.feats, batch)
 
 
@@ -104,21 +104,22 @@ def _to_strong(x: Tensor, batch: Batch) -> Tensor:
     return x if batch.theta_s is None else warp(x, batch.theta_s)
 
 
-def _mean_teacher_terms(model: nn.Module, t_logits: Tensor, batch: Batch) -> dict[str, Tensor]:
+def _mean_teacher_terms(cfg: Config, model: nn.Module, t_logits: Tensor, batch: Batch) -> dict[str, Tensor]:
     assert batch.u_s is not None
     n_l = batch.x_w.shape[0]
     logits = model(torch.cat([batch.x_w, batch.u_s])).logits
     return {
-        "sup": supervised_loss(logits[:n_l], None, batch.y_w),
+        "sup": supervised_loss(logits[:n_l], None, batch.y_w, dice_weight=cfg.loss.sup_dice),
         "pc": softmax_mse_loss(logits[n_l:], _to_strong(t_logits, batch), batch.valid_s),
     }
 
 
-def _cps_terms(model: nn.Module, batch: Batch) -> dict[str, Tensor]:
+def _cps_terms(cfg: Config, model: nn.Module, batch: Batch) -> dict[str, Tensor]:
     assert batch.u_s is not None
     n_l = batch.x_w.shape[0]
     out_a, out_b = model(torch.cat([batch.x_w, batch.u_s]))
-    sup = 0.5 * (supervised_loss(out_a.logits[:n_l], None, batch.y_w) + supervised_loss(out_b.logits[:n_l], None, batch.y_w))
+    dice = cfg.loss.sup_dice
+    sup = 0.5 * (supervised_loss(out_a.logits[:n_l], None, batch.y_w, dice_weight=dice) + supervised_loss(out_b.logits[:n_l], None, batch.y_w, dice_weight=dice))
     return {"sup": sup, "cps": cross_pseudo_loss(out_a.logits[n_l:], out_b.logits[n_l:])}
 
 
@@ -127,7 +128,7 @@ def _hdc_terms(cfg: Config, model: nn.Module, t_logits: Tensor, t_feats: dict[st
     lc, n_l = cfg.loss, batch.x_w.shape[0]
     out = model(torch.cat([batch.x_w, batch.u_s]), batch.noise_seeds)
     main, noisy = out.main, out.noisy
-    terms = {"sup": supervised_loss(main.logits[:n_l], noisy.logits[:n_l], batch.y_w)}
+    terms = {"sup": supervised_loss(main.logits[:n_l], noisy.logits[:n_l], batch.y_w, dice_weight=lc.sup_dice)}
     t_logits_s = _to_strong(t_logits, batch)
     pc, confident = consistency_loss(main.logits[n_l:], t_logits_s, lc.confidence_threshold, batch.valid_s)
     if lc.pc_on_noisy:

@@ -27,19 +27,25 @@ SCRIPT = textwrap.dedent("""
     from hdc_ray.config import load_config
     from hdc_ray.dist.launch import build_trainer
 
-    class Record(UserCallback):
+    class Record(UserCallback):  # runs in Train's controller actor: carry the path, not sys.argv
+        def __init__(self, path):
+            self.path = path
+
         def after_report(self, run_context, metrics, checkpoint):
-            with open(sys.argv[2], "a") as fh:
+            with open(self.path, "a") as fh:
                 fh.write(json.dumps({"epoch": metrics[0]["epoch"], "done": metrics[0].get("done"), "ckpt": checkpoint is not None}) + "\\n")
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     cluster.add_node(num_cpus=1)  # two "machines", one worker each
-    ray.init(address=cluster.address)
-    cfg = load_config("tiny", ["train.epochs=4", "train.checkpoint_every=1", "dist.workers=2", "dist.cpus_per_worker=1", "dist.max_failures=1"])
-    result = build_trainer(cfg, name="ft", storage_path=sys.argv[1], callbacks=[Record()], loop_extra={"fail_at_epoch": 3}).fit()
-    print("RESULT", json.dumps({"error": repr(result.error) if result.error else None, "epoch": result.metrics.get("epoch"), "done": result.metrics.get("done")}))
-    ray.shutdown()
-    cluster.shutdown()
+    try:
+        ray.init(address=cluster.address)
+        cfg = load_config("tiny", ["train.epochs=4", "train.checkpoint_every=1", "dist.workers=2", "dist.cpus_per_worker=1", "dist.max_failures=1"])
+        trainer = build_trainer(cfg, name="ft", storage_path=sys.argv[1], callbacks=[Record(sys.argv[2])], loop_extra={"fail_at_epoch": 3})
+        result = trainer.fit()
+        print("RESULT", json.dumps({"error": None, "epoch": result.metrics.get("epoch"), "done": result.metrics.get("done")}))
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
 """)
 
 

@@ -78,3 +78,28 @@ def test_bad_shapes_raise(main_shape, noisy_shape, target_shape, target_dtype) -
     noisy = None if noisy_shape is None else torch.zeros(noisy_shape)
     with pytest.raises(ValueError):
         supervised_loss(torch.zeros(main_shape), noisy, torch.zeros(target_shape, dtype=target_dtype))
+
+
+def test_soft_dice_by_hand() -> None:
+    from hdc_ray.losses.supervised import soft_dice_loss
+
+    # pixels [0, 0] -> p1 = 1/2; [log 3, 0] -> p1 = 1/4. Target [1, 0]: intersection 1/2,
+    # sum p1 = 3/4, sum g = 1 -> dice = (2 * 1/2 + 1) / (3/4 + 1 + 1) = 2 / 2.75.
+    logits, target = _logits([[0, 0], [math.log(3), 0]]), torch.tensor([[[1, 0]]])
+    assert soft_dice_loss(logits, target).item() == pytest.approx(1 - 2 / 2.75, abs=1e-6)
+    # the ignored pixel drops out of both sums: dice = (1 + 1) / (1/2 + 1 + 1)
+    assert soft_dice_loss(logits, torch.tensor([[[1, 255]]])).item() == pytest.approx(1 - 2 / 2.5, abs=1e-6)
+
+
+def test_dice_term_is_added_per_decoder_and_reaches_its_minimum_on_a_perfect_prediction() -> None:
+    from hdc_ray.losses.supervised import soft_dice_loss
+
+    target = torch.tensor([[[0, 1, 1, 0]]])
+    confident = 20.0 * torch.nn.functional.one_hot(target, 2).permute(0, 3, 1, 2).float()  # (1, 2, 1, 4)
+    assert soft_dice_loss(confident, target).item() == pytest.approx(0.0, abs=1e-6)
+    logits = torch.randn(1, 2, 1, 4, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    plain = supervised_loss(logits, None, target)
+    with_dice = supervised_loss(logits, None, target, dice_weight=0.5)
+    assert with_dice.item() == pytest.approx(plain.item() + 0.5 * soft_dice_loss(logits, target).item(), abs=1e-6)
+    with_dice.backward()
+    assert logits.grad is not None and torch.isfinite(logits.grad).all()
