@@ -40,7 +40,7 @@ def build_trainer(
     ``name`` must be stable (no timestamps): a Train run restarted under the same name and storage resumes
     from its latest checkpoint. ``num_workers=0`` is Train's local mode (in-process, for tests).
     """
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     workers = cfg.dist.workers if num_workers is None else num_workers
@@ -50,12 +50,13 @@ def build_trainer(
         train_loop_config={"cfg": cfg, **(loop_extra or {})},
         torch_config=TorchConfig(backend="nccl" if cfg.dist.use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=cfg.dist.use_gpu and workers > 0, resources_per_worker=per_worker),
-        run_config=RunConfig(
+        run_config=RunConfig(  # type: ignore[call-arg]  # mypy sees ray.air.config.RunConfig; Train V2 takes logging_config
             name=name,
             storage_path=storage_uri(storage_path or cfg.dist.storage_path or DEFAULT_STORAGE),
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.train.keep_checkpoints),
             failure_config=FailureConfig(max_failures=cfg.dist.max_failures),
             callbacks=callbacks or [],
+            logging_config=LoggingConfig(log_level="WARNING"),  # INFO prints every report's metrics dict per rank
         ),
     )
 
