@@ -7,6 +7,8 @@ each epoch record into a ``ray.train.report`` (metrics from every rank, the chec
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import socket
 import tempfile
@@ -33,6 +35,7 @@ def train_worker(config: dict[str, Any]) -> None:
     from hdc_ray.data import build_data
 
     cfg: Config = config["cfg"]
+    _quiet_report_logging()
     context = ray.train.get_context()
     shard = Shard(context.get_world_rank(), context.get_world_size())
     device = ray.train.torch.get_device() if cfg.dist.use_gpu else torch.device("cpu")
@@ -44,6 +47,15 @@ def train_worker(config: dict[str, Any]) -> None:
         cfg, data, device=device, shard=shard, wrap=_ddp(device) if shard.world_size > 1 else None,
         on_epoch=reporter, resume=resume, progress=False, log=print if shard.rank == 0 else _quiet,
     )
+
+
+def _quiet_report_logging() -> None:
+    """Train V2 logs each report's whole metrics dict at INFO, per rank, under a logger named after its
+    file (``ray/train/v2/_internal/execution/context.py``) that ``LoggingConfig`` does not reach."""
+    with contextlib.suppress(ImportError):
+        from ray.train.v2._internal.execution import context
+
+        logging.getLogger(context.__file__).setLevel(logging.WARNING)
 
 
 def _ddp(device: torch.device):  # type: ignore[no-untyped-def]

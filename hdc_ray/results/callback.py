@@ -62,14 +62,14 @@ class ParquetCallback(tune.Callback):
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._put(trial, final_status(self._results.get(trial.trial_id, [])), finished=True)
         self._flush()
-        print(self._progress(trials), flush=True)
+        print(self._progress(), flush=True)
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         error = error_line(trial.get_error())
         self._put(trial, "failed", finished=True, error=error)
         self._flush()
         print(f"trial {trial.trial_id} FAILED: {error}", flush=True)
-        print(self._progress(trials), flush=True)
+        print(self._progress(), flush=True)
 
     def _put(self, trial: Any, status: str, *, finished: bool = False, error: str | None = None) -> None:
         params = trial_params(self.spec, trial.config)
@@ -86,11 +86,11 @@ class ParquetCallback(tune.Callback):
         self.writer.flush()
         self._last_flush = time.monotonic()
 
-    def _progress(self, trials: list[Any]) -> str:
+    def _progress(self) -> str:
         rows = self.writer.trials.values()
         done = sum(r["status"] in ("completed", "early_stopped") for r in rows)
         failed = sum(r["status"] == "failed" for r in rows)
-        running = sum(t.status == "RUNNING" for t in trials)
+        running = sum(r["status"] == "running" for r in rows)
         objective = self.spec.objectives[0]
         column = objective.metric
         scored = [r for r in rows if r["status"] != "failed" and r.get(column) is not None]
