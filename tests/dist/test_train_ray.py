@@ -66,6 +66,10 @@ def test_cli_trains_hdc_on_two_workers_and_refuses_to_overwrite(ray_session: Non
     assert sorted(p.name for p in out.iterdir() if p.name.startswith("checkpoint_"))  # Train's retained checkpoints
     assert main(["train", "tiny", "--workers", "2", "--out", str(out)]) == 2
     assert "--resume" in capsys.readouterr().err
+    # --resume with one more epoch: Train restores the run of the same name from its latest checkpoint.
+    assert main(["train", "tiny", "--workers", "2", "--out", str(out), "--resume", "--set", "dist.cpus_per_worker=0.5", "--set", "train.epochs=3"]) == 0
+    resumed = json.loads((out / "metrics.json").read_text())
+    assert resumed["epoch"] == 3 and resumed["split_hash"] == metrics["split_hash"]
 
 
 def test_placement_is_checked_before_anything_starts() -> None:
