@@ -75,18 +75,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from hdc_ray.dist.launch import cli_train_distributed
 
         return cli_train_distributed(cfg, args, out)
-    from hdc_ray.train.run import run_local
+    from hdc_ray.train.run import final_line, run_local
 
     _, summary = run_local(cfg, out, resume=args.resume, progress=not args.no_progress)
-    print(_final_line(summary))
+    print(final_line(summary))
     print(f"outputs in {out}/ (metrics.json, history.csv, best.pt, checkpoints/)")
     return 0
-
-
-def _final_line(summary: dict) -> str:  # type: ignore[type-arg]
-    keys = ("val_dice_fg", "test_dice_fg", "test_hd95_fg", "test_asd_fg")
-    shown = "  ".join(f"{k} {summary[k]:.4f}" for k in keys if k in summary)
-    return f"best epoch {summary.get('best_epoch')}: {shown}  (split {summary.get('split_hash')}, {summary.get('n_labeled')} labelled)"
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:

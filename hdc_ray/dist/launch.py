@@ -14,7 +14,7 @@ from typing import Any
 from hdc_ray.config import Config, with_overrides
 from hdc_ray.dist.cluster import ClusterError, check_placement, connect
 from hdc_ray.dist.worker import train_worker
-from hdc_ray.train.run import ResumeError
+from hdc_ray.train.run import ResumeError, final_line
 
 DEFAULT_STORAGE = "~/hdc-ray-results"
 
@@ -84,9 +84,7 @@ def cli_train_distributed(cfg: Config, args: argparse.Namespace, out: Path) -> i
     if "://" not in run_dir:
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         (Path(run_dir) / "metrics.json").write_text(json.dumps(summary, indent=2, default=str))
-    keys = ("val_dice_fg", "test_dice_fg", "test_hd95_fg", "test_asd_fg")
-    print(f"best epoch {int(summary['best_epoch'])}: " + "  ".join(f"{k} {summary[k]:.4f}" for k in keys if k in summary)
-          + f"  (split {summary.get('split_hash')}, {summary.get('n_labeled')} labelled)")
+    print(final_line(summary))
     print(f"outputs in {run_dir}/ (metrics.json, checkpoint_*/ with state.pt)")
     return 0
 

@@ -71,6 +71,13 @@ def run_summary(cfg: Config, data: Any, result: FitResult) -> dict[str, Any]:
     return {**run_metadata(cfg, data), **result.summary(), "config": flatten(cfg)}
 
 
+def final_line(summary: dict[str, Any]) -> str:
+    """The one line a finished run prints: selected epoch, its validation and test metrics, the split."""
+    keys = ("val_dice_fg", "test_dice_fg", "test_hd95_fg", "test_asd_fg")
+    shown = "  ".join(f"{k} {summary[k]:.4f}" for k in keys if k in summary)
+    return f"best epoch {int(summary['best_epoch'])}: {shown}  (split {summary.get('split_hash')}, {summary.get('n_labeled')} labelled)"
+
+
 def _resume_state(cfg: Config, folder: Path) -> dict[str, Any] | None:
     path = checkpoint.latest(folder)
     if path is None:
