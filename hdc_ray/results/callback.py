@@ -28,6 +28,7 @@ class ParquetCallback(tune.Callback):
         self._results: dict[str, list[dict[str, Any]]] = {}
         self._started: dict[str, datetime] = {}
         self._last_flush = 0.0
+        self._epochs = 0  # the base config's epochs, set with the writer
 
     def __getstate__(self) -> dict[str, Any]:
         return {"spec": self.spec, "sweep": self.sweep, "folder": self.folder}  # rows live in the files
@@ -38,8 +39,9 @@ class ParquetCallback(tune.Callback):
     @property
     def writer(self) -> ResultsWriter:
         if self._writer is None:
-            base = self.spec.base_config()
+            base = self.spec.base_config()  # reads the base YAML: once per driver, not per report
             self._writer = ResultsWriter(self.folder, trials_schema(base), history_schema(base))
+            self._epochs = base.train.epochs
         return self._writer
 
     def setup(self, *args: Any, **info: Any) -> None:
@@ -54,7 +56,7 @@ class ParquetCallback(tune.Callback):
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any) -> None:
         self._results.setdefault(trial.trial_id, []).append(result)
         self.writer.put_epoch(history_row(self.sweep, trial.trial_id, result))
-        print(_epoch_line(trial.trial_id, result, self.spec.base_config().train.epochs), flush=True)
+        print(_epoch_line(trial.trial_id, result, self._epochs), flush=True)
         if time.monotonic() - self._last_flush > FLUSH_EVERY_S:
             self._put(trial, "running")
             self._flush()
