@@ -110,10 +110,10 @@ def test_history_is_optional(results_root: Path, sweep_writer, trial_factory) ->
     assert res.history.empty and len(res.trials) == 1
 
 
-def test_no_ray_or_optuna_on_import() -> None:
+def test_no_ray_or_optuna_on_import(tmp_path: Path) -> None:
     import subprocess
     import sys
 
     code = "import sys, hdc_ray.analysis; print('ray' in sys.modules, 'optuna' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

@@ -148,11 +148,12 @@ def test_every_spec_named_is_covered() -> None:
 
 @pytest.mark.skipif(not CLI.is_file(), reason="hdc_ray/cli.py does not exist yet: `hdc-ray validate` cannot run")
 @pytest.mark.parametrize(("spec", "overrides"), _validate_calls(), ids=lambda v: v if isinstance(v, str) else " ".join(v))
-def test_hdc_ray_validate_accepts(spec: str, overrides: tuple[str, ...]) -> None:
-    argv = [sys.executable, "-m", "hdc_ray.cli", "validate", spec]
+def test_hdc_ray_validate_accepts(spec: str, overrides: tuple[str, ...], tmp_path: Path) -> None:
+    path = REPO / spec
+    argv = [sys.executable, "-m", "hdc_ray.cli", "validate", str(path) if path.exists() else spec]
     for override in overrides:
         argv += ["--set", override]
-    proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f"hdc-ray validate {spec} {' '.join(overrides)}\n{proc.stdout}\n{proc.stderr}"
 
 

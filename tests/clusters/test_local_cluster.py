@@ -184,7 +184,8 @@ def local_head() -> Iterator[Head]:
         assert not leftovers, f"processes of the test cluster survived teardown: {leftovers}"
 
 
-def _run(cmd: list[str], env: dict[str, str], timeout: float, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+def _run(cmd: list[str], env: dict[str, str], timeout: float, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``cwd`` is always a temporary folder: a subprocess must never write into the checkout."""
     for _ in range(3):
         proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
         # a job submitted while the agent registers is refused with this message and nothing started: retry
@@ -253,7 +254,7 @@ def test_sweep_with_address(local_head: Head) -> None:
         "--set",
         "resources.driver_resource=driver_slots",
     ]
-    proc = _run(cmd, local_head.env, SWEEP_TIMEOUT)
+    proc = _run(cmd, local_head.env, SWEEP_TIMEOUT, cwd=local_head.tmp)
     assert proc.returncode == 0, _tail(proc)
     _assert_completed_trials(results / "t")
 
@@ -301,11 +302,12 @@ def test_local_cluster_script_lifecycle() -> None:
             ],
             env,
             240,
+            cwd=state,
         )
         assert start.returncode == 0, _tail(start)
         assert (state / "auth_token").stat().st_mode & 0o077 == 0, "the token file must be private"
 
-        exports = _run(["bash", str(script), "env"], env, 30)
+        exports = _run(["bash", str(script), "env"], env, 30, cwd=state)
         assert exports.returncode == 0, _tail(exports)
         job_env = dict(env)
         for line in exports.stdout.splitlines():
@@ -327,7 +329,7 @@ def test_local_cluster_script_lifecycle() -> None:
         assert denied.returncode != 0, "without the token the job server must refuse"
 
         sessions = [int(s) for s in (state / "cluster.env").read_text().split('SESSIONS="')[1].split('"')[0].split()]
-        stop = _run(["bash", str(script), "stop"], env, 120)
+        stop = _run(["bash", str(script), "stop"], env, 120, cwd=state)
         assert stop.returncode == 0, _tail(stop)
         assert not (state / "cluster.env").exists()
         deadline = time.monotonic() + 10

@@ -52,7 +52,7 @@ SCRIPT = textwrap.dedent("""
 def test_a_dead_worker_is_replaced_and_the_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     script, reports = tmp_path / "run.py", tmp_path / "reports.jsonl"
     script.write_text(SCRIPT)
-    done = subprocess.run([sys.executable, str(script), str(tmp_path / "storage"), str(reports)], capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "storage"), str(reports)], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "fault injection: rank 1 exits at epoch 3" in done.stdout + done.stderr  # the fault did happen
     final = json.loads(done.stdout.split("RESULT", 1)[1].strip().splitlines()[0])

@@ -82,18 +82,18 @@ def test_placement_is_checked_before_anything_starts() -> None:
     check_placement(4, 1.0, False, {"CPU": 4.0})  # exactly fits
 
 
-def _cli(*args: str, timeout: float = 120) -> tuple[subprocess.CompletedProcess[str], float]:
+def _cli(*args: str, cwd: Path, timeout: float = 120) -> tuple[subprocess.CompletedProcess[str], float]:
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "hdc_ray.cli", "train", "tiny", *args], capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run([sys.executable, "-m", "hdc_ray.cli", "train", "tiny", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
     return done, time.monotonic() - start
 
 
 @pytest.mark.slow
 def test_bad_cluster_input_is_a_clear_error_within_seconds(tmp_path: Path) -> None:
-    done, seconds = _cli("--workers", "1", "--address", "127.0.0.1:1", "--out", str(tmp_path / "a"))
+    done, seconds = _cli("--workers", "1", "--address", "127.0.0.1:1", "--out", str(tmp_path / "a"), cwd=tmp_path)
     assert done.returncode == 2 and "no Ray head node answers at 127.0.0.1:1" in done.stderr and seconds < 30
     assert "Traceback" not in done.stderr
-    done, _ = _cli("--workers", "1", "--gpu", "--out", str(tmp_path / "b"))
+    done, _ = _cli("--workers", "1", "--gpu", "--out", str(tmp_path / "b"), cwd=tmp_path)
     assert done.returncode == 2 and "no GPU" in done.stderr and "Traceback" not in done.stderr
-    done, _ = _cli("--workers", "64", "--set", "train.batch_labeled=64", "--set", "train.batch_unlabeled=64", "--out", str(tmp_path / "c"))
+    done, _ = _cli("--workers", "64", "--set", "train.batch_labeled=64", "--set", "train.batch_unlabeled=64", "--out", str(tmp_path / "c"), cwd=tmp_path)
     assert done.returncode == 2 and "64 workers" in done.stderr and "Traceback" not in done.stderr

@@ -34,7 +34,7 @@ def _completed(results: Path) -> int:
 
 def test_sigkilled_driver_resumes_to_exactly_the_requested_trials(tmp_path: Path) -> None:
     log = (tmp_path / "first.log").open("w")
-    first = subprocess.Popen(_sweep(tmp_path), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    first = subprocess.Popen(_sweep(tmp_path), cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 420
     while _completed(tmp_path) < 1 and first.poll() is None and time.monotonic() < deadline:
         time.sleep(1)
@@ -45,7 +45,7 @@ def test_sigkilled_driver_resumes_to_exactly_the_requested_trials(tmp_path: Path
     before = pd.read_parquet(tmp_path / "killed" / "trials.parquet")
     assert _completed(tmp_path) < TRIALS
 
-    second = subprocess.run(_sweep(tmp_path, "--resume"), capture_output=True, text=True, timeout=900)
+    second = subprocess.run(_sweep(tmp_path, "--resume"), cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     after = pd.read_parquet(tmp_path / "killed" / "trials.parquet")
     assert len(after) == TRIALS and after["trial_id"].is_unique
