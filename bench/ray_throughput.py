@@ -17,7 +17,7 @@ import ray
 from ray.train.v2.api.callback import UserCallback
 
 from hdc_ray.config import load_config
-from hdc_ray.dist.launch import build_trainer
+from hdc_ray.distributed.launch import build_trainer
 
 
 class Stamps(UserCallback):

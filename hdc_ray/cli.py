@@ -72,7 +72,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     out = Path(args.out or Path("runs") / cfg.name)
     if args.workers is not None or args.gpu or args.address:
-        from hdc_ray.dist.launch import cli_train_distributed
+        from hdc_ray.distributed.launch import cli_train_distributed
 
         return cli_train_distributed(cfg, args, out)
     from hdc_ray.train.run import final_line, run_local
@@ -140,7 +140,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from hdc_ray.config import ConfigError
 
     errors: list[type[BaseException]] = [ConfigError, FileNotFoundError]
-    for module, name in (("hdc_ray.data.readers", "DataError"), ("hdc_ray.train.run", "ResumeError"), ("hdc_ray.tune.spec", "SpecError"), ("hdc_ray.dist.cluster", "ClusterError")):
+    for module, name in (("hdc_ray.data.readers", "DataError"), ("hdc_ray.train.run", "ResumeError"), ("hdc_ray.tune.spec", "SpecError"), ("hdc_ray.distributed.cluster", "ClusterError")):
         with contextlib.suppress(ImportError, AttributeError):  # a layer whose extra is not installed
             errors.append(getattr(__import__(module, fromlist=[name]), name))
     return tuple(errors)

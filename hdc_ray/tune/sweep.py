@@ -19,8 +19,8 @@ from typing import Any
 from ray import tune
 from ray.tune.integration.ray_train import TuneReportCallback
 
-from hdc_ray.dist.cluster import ClusterError, connect
-from hdc_ray.dist.launch import build_trainer, storage_uri
+from hdc_ray.distributed.cluster import ClusterError, connect
+from hdc_ray.distributed.launch import build_trainer, storage_uri
 from hdc_ray.results.callback import ParquetCallback
 from hdc_ray.results.rows import trial_params
 from hdc_ray.tune.search import build_param_space, build_scheduler, build_searcher

@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("ray")
 
-from hdc_ray.dist.cluster import ClusterError
+from hdc_ray.distributed.cluster import ClusterError
 from hdc_ray.tune.spec import load_spec
 from hdc_ray.tune.sweep import plan_concurrency
 

@@ -14,9 +14,9 @@ import torch
 pytest.importorskip("ray")
 
 from hdc_ray.config import load_config
-from hdc_ray.dist.cluster import ClusterError, check_placement
-from hdc_ray.dist.launch import build_trainer
-from hdc_ray.dist.worker import STATE_FILE
+from hdc_ray.distributed.cluster import ClusterError, check_placement
+from hdc_ray.distributed.launch import build_trainer
+from hdc_ray.distributed.worker import STATE_FILE
 
 pytestmark = [pytest.mark.ray]
 

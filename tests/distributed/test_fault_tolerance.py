@@ -25,7 +25,7 @@ SCRIPT = textwrap.dedent("""
     from ray.cluster_utils import Cluster
     from ray.train import UserCallback
     from hdc_ray.config import load_config
-    from hdc_ray.dist.launch import build_trainer
+    from hdc_ray.distributed.launch import build_trainer
 
     class Record(UserCallback):  # runs in Train's controller actor: carry the path, not sys.argv
         def __init__(self, path):

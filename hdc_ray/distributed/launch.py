@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from hdc_ray.config import Config, with_overrides
-from hdc_ray.dist.cluster import ClusterError, check_placement, connect
-from hdc_ray.dist.worker import train_worker
+from hdc_ray.distributed.cluster import ClusterError, check_placement, connect
+from hdc_ray.distributed.worker import train_worker
 from hdc_ray.train.run import ResumeError, final_line
 
 DEFAULT_STORAGE = "~/hdc-ray-results"
