@@ -111,7 +111,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from hdc_ray.results.export import cli_export
+    from hdc_ray.tune.export import cli_export
 
     return cli_export(args)
 

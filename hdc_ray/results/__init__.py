@@ -1,5 +1,5 @@
-"""Sweep results in Parquet: the versioned schema, row building, the atomic writer, the Tune callback, export.
+"""Sweep results in Parquet, Ray-free: the versioned schema, row building from plain values, the atomic writer.
 
-``schema``, ``rows`` and ``writer`` are pure (no Ray); ``callback`` and ``export`` read Tune's records.
-The format is documented in ``docs/results-schema.md``.
+What speaks Tune (the live callback, ``trial_params``, export from a Tune experiment) lives in ``hdc_ray.tune``
+and imports from here, never the other way round. The format is documented in ``docs/results-schema.md``.
 """

@@ -1,6 +1,6 @@
-"""Rows of ``trials.parquet`` and ``history.parquet`` from what a trial reported (pure: no Ray).
+"""Rows of ``trials.parquet`` and ``history.parquet`` from what a trial reported (plain values in: no Ray, no Tune).
 
-The live callback and ``hdc-ray export`` build rows with these same functions, so a rebuilt file equals
+The live Tune callback and ``hdc-ray export`` (both in ``hdc_ray.tune``) build rows with these same functions, so a rebuilt file equals
 the one written during the sweep.
 """
 
@@ -14,17 +14,8 @@ from typing import Any
 
 from hdc_ray.config import Config, flatten
 from hdc_ray.results.schema import SCHEMA_VERSION, metric_columns
-from hdc_ray.tune.spec import Spec
 
 _RUN_KEYS = ("label_ratio", "n_labeled", "split_hash", "task", "class_names", "distance_unit", "node")
-
-
-def trial_params(spec: Spec, params: dict[str, Any]) -> dict[str, Any]:
-    """Tune's trial config -> the spec's parameters; the Repeater's ``__trial_index__`` picks the seed."""
-    out = {k: v for k, v in params.items() if not k.startswith("__")}
-    if "__trial_index__" in params and len(spec.seeds) > 1:
-        out["train.seed"] = spec.seeds[int(params["__trial_index__"])]
-    return out
 
 
 def trial_row(

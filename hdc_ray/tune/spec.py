@@ -391,3 +391,11 @@ def _check_configs(spec: Spec) -> None:
                     spec.trial_config(params | {key: value})
                 except ConfigError as exc:
                     raise SpecError(f"space.{key} = {value!r}: {exc}") from None
+
+
+def trial_params(spec: Spec, params: dict[str, Any]) -> dict[str, Any]:
+    """Tune's trial config -> the spec's parameters; the Repeater's ``__trial_index__`` picks the seed."""
+    out = {k: v for k, v in params.items() if not k.startswith("__")}
+    if "__trial_index__" in params and len(spec.seeds) > 1:
+        out["train.seed"] = spec.seeds[int(params["__trial_index__"])]
+    return out

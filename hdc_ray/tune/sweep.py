@@ -21,10 +21,9 @@ from ray.tune.integration.ray_train import TuneReportCallback
 
 from hdc_ray.distributed.cluster import ClusterError, connect
 from hdc_ray.distributed.launch import build_trainer, storage_uri
-from hdc_ray.results.callback import ParquetCallback
-from hdc_ray.results.rows import trial_params
+from hdc_ray.tune.callback import ParquetCallback
 from hdc_ray.tune.search import build_param_space, build_scheduler, build_searcher
-from hdc_ray.tune.spec import Spec, SpecError, load_spec
+from hdc_ray.tune.spec import Spec, SpecError, load_spec, trial_params
 
 TUNE_DIR = "tune"
 

@@ -10,10 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from hdc_ray.config import Config, load_config
-from hdc_ray.results.rows import error_line, final_status, history_row, trial_params, trial_row
+from hdc_ray.results.rows import error_line, final_status, history_row, trial_row
 from hdc_ray.results.schema import SCHEMA_VERSION, config_types, history_schema, metric_columns, to_table, trials_schema
 from hdc_ray.results.writer import ResultsWriter
-from hdc_ray.tune.spec import load_spec
 
 CFG = load_config("tiny")
 
@@ -68,8 +67,6 @@ def test_time_totals_use_every_epoch_including_those_before_a_restart() -> None:
 def test_status_error_and_seed_helpers() -> None:
     assert final_status([{"epoch": 1.0}]) == "early_stopped" and final_status([]) == "early_stopped"
     assert error_line("Traceback...\n  File x\nValueError: bad lr\n") == "ValueError: bad lr"
-    spec = load_spec("smoke", ["seeds=[3, 4]"])
-    assert trial_params(spec, {"loss.w_cg": 0.1, "__trial_index__": 1}) == {"loss.w_cg": 0.1, "train.seed": 4}
 
 
 def test_writer_is_atomic_reloads_and_replaces_a_repeated_epoch(tmp_path: Path) -> None:

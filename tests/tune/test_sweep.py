@@ -69,7 +69,7 @@ def test_the_optuna_study_is_stored_next_to_the_results(smoke_sweep) -> None:  #
 
 
 def test_export_rebuilds_the_same_parquet_from_tune(smoke_sweep, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from hdc_ray.results.export import export_experiment
+    from hdc_ray.tune.export import export_experiment
 
     n_trials, n_epochs = export_experiment(smoke_sweep.folder / "tune", tmp_path)
     assert (n_trials, n_epochs) == (smoke_sweep.n_trials, 2 * smoke_sweep.n_trials)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hdc_ray.tune.spec import SpecError, is_spec_file, load_spec, shipped_spec_names
+from hdc_ray.tune.spec import SpecError, is_spec_file, load_spec, shipped_spec_names, trial_params
 
 SHIPPED = ["smoke", "loss_weights", "noise_levels", "label_budget", "ablation"]
 
@@ -108,3 +108,8 @@ def test_spec_and_config_files_are_told_apart() -> None:
 def test_cli_overrides_reach_the_spec() -> None:
     spec = load_spec("smoke", ["search.trials=1"])
     assert spec.trials == 1 and spec.n_trials() == 1
+
+
+def test_trial_params_drop_tune_bookkeeping_and_pick_the_seed_by_trial_index() -> None:
+    spec = load_spec("smoke", ["seeds=[3, 4]"])
+    assert trial_params(spec, {"loss.w_cg": 0.1, "__trial_index__": 1}) == {"loss.w_cg": 0.1, "train.seed": 4}

@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hdc_ray.results.rows import error_line, final_status, history_row, trial_params, trial_row
+from hdc_ray.results.rows import error_line, final_status, history_row, trial_row
 from hdc_ray.results.schema import history_schema, trials_schema
 from hdc_ray.results.writer import ResultsWriter
-from hdc_ray.tune.spec import Spec, SpecError, load_spec
+from hdc_ray.tune.spec import Spec, SpecError, load_spec, trial_params
 
 _STATUS = {"TERMINATED": None, "ERROR": "failed", "RUNNING": "running", "PENDING": "running", "PAUSED": "running"}
 

@@ -13,10 +13,10 @@ from typing import Any
 
 from ray import tune
 
-from hdc_ray.results.rows import error_line, final_status, history_row, trial_params, trial_row
+from hdc_ray.results.rows import error_line, final_status, history_row, trial_row
 from hdc_ray.results.schema import history_schema, trials_schema
 from hdc_ray.results.writer import ResultsWriter
-from hdc_ray.tune.spec import Spec
+from hdc_ray.tune.spec import Spec, trial_params
 
 FLUSH_EVERY_S = 5.0  # epoch rows are flushed at most this often; trial state changes always flush
 
