@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.fs as pafs
 
-from hdc_ray.analysis.tables import FINISHED_STATUSES, AnalysisError
+from hdc_ray.analysis.tables import AnalysisError
+from hdc_ray.results.columns import FINISHED_STATUSES, SCHEMA_VERSION, STATUSES
 
-SCHEMA_VERSION = 1  # the results schema version this code reads
 TRIALS_FILE = "trials.parquet"
 HISTORY_FILE = "history.parquet"
 REQUIRED_TRIAL_COLUMNS = ("trial_id", "status", "method", "label_ratio", "seed")
@@ -43,7 +43,7 @@ class Results:
         """How far along is each sweep? Trials per status, one row per sweep."""
         counts = pd.crosstab(self.trials["sweep"], self.trials["status"])
         counts = counts.reindex(index=list(self.sweeps), fill_value=0)
-        for status in (*FINISHED_STATUSES, "failed", "running"):
+        for status in STATUSES:
             if status not in counts.columns:
                 counts[status] = 0
         counts["total"] = counts.sum(axis=1)

@@ -6,22 +6,19 @@ Every analysis answers its question on *finished* trials only (status ``complete
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 from pandas.api.typing import SeriesGroupBy
 from scipy import stats
 
-Direction = Literal["max", "min"]
+from hdc_ray.results.columns import FINISHED_STATUSES, METRIC_RE, Direction
+from hdc_ray.results.columns import metric_direction as _direction
 
-FINISHED_STATUSES: tuple[str, ...] = ("completed", "early_stopped")
 LOSS_WEIGHTS: tuple[str, ...] = ("w_pc", "w_cg", "w_mi")  # HDC terms, as cfg.loss.<name>
 RATIO_DECIMALS = 4  # label ratios equal to 1e-4 are one budget (the ratio is "actual, after rounding")
 
-_METRIC_RE = re.compile(r"^(train|val|test)_(dice|jaccard|hd95|asd)_(.+)$")
 _METRIC_NAMES = {"dice": "Dice", "jaccard": "Jaccard", "hd95": "HD95", "asd": "ASD"}
 
 
@@ -41,7 +38,7 @@ def finished_trials(trials: pd.DataFrame) -> pd.DataFrame:
 
 def metric_columns(df: pd.DataFrame) -> list[str]:
     """Which metric columns (``<split>_<metric>_<class>``) does this table carry?"""
-    return [c for c in df.columns if _METRIC_RE.match(str(c))]
+    return [c for c in df.columns if METRIC_RE.match(str(c))]
 
 
 def require_metric(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -65,19 +62,15 @@ def _status_line(trials: pd.DataFrame) -> str:
 
 def metric_direction(metric: str) -> Direction:
     """Is a higher or a lower value of this column better?"""
-    m = _METRIC_RE.match(metric)
-    if m:
-        return "min" if m.group(2) in ("hd95", "asd") else "max"
-    if "loss" in metric or metric.endswith("_time_s") or metric in ("label_ratio", "n_labeled"):
-        return "min"
-    if metric in ("images_per_s", "train_confident_fraction"):
-        return "max"
+    direction = _direction(metric)
+    if direction is not None:
+        return direction
     raise AnalysisError(f"cannot tell whether a higher or lower '{metric}' is better; pass the direction explicitly")
 
 
 def metric_label(metric: str, unit: str | None = None) -> str:
     """Readable axis label: ``test_dice_fg`` -> ``test Dice (foreground mean)``."""
-    m = _METRIC_RE.match(metric)
+    m = METRIC_RE.match(metric)
     if not m:
         return {"train_time_s": "training time [s]", "label_ratio": "label ratio"}.get(metric, metric.replace("_", " "))
     split, name, cls = m.groups()

@@ -12,7 +12,6 @@ from hdc_ray.data.readers import Sample, SampleFile, fugc_files, load_sample, ps
 from hdc_ray.data.splits import Split, make_split, split_hash
 from hdc_ray.data.synthetic import (
     ACQUISITION,
-    CLASS_NAMES,
     DIFFICULTIES,
     GENERATOR_VERSION,
     PRESETS,
@@ -21,6 +20,7 @@ from hdc_ray.data.synthetic import (
     generate_sample,
     write_fugc_layout,
 )
+from hdc_ray.data.tasks import CLASS_NAMES
 
 __all__ = [
     "ACQUISITION",

@@ -22,7 +22,8 @@ import numpy as np
 from hdc_ray.config import DataConfig
 from hdc_ray.data.readers import SampleFile, fugc_files, load_sample, psfh_files
 from hdc_ray.data.splits import Split, make_split
-from hdc_ray.data.synthetic import CLASS_NAMES, SyntheticSpec, generate_dataset
+from hdc_ray.data.synthetic import SyntheticSpec, generate_dataset
+from hdc_ray.data.tasks import CLASS_NAMES
 
 CACHE_ENV = "HDC_RAY_CACHE"  # overrides the cache root (default ~/.cache/hdc-ray)
 _REAL_TASK = {"fugc": "cervix", "psfh": "psfh"}  # which class vocabulary each real source uses

@@ -32,14 +32,11 @@ from scipy import ndimage
 from hdc_ray.data import _anatomy
 from hdc_ray.data import _ultrasound as us
 from hdc_ray.data._anatomy import Scene, cervix_scene, psfh_scene
+from hdc_ray.data.tasks import CLASS_NAMES
 
 # Bump whenever a change alters generated pixels: it is part of every cache key.
 GENERATOR_VERSION = 1
 
-CLASS_NAMES: dict[str, tuple[str, ...]] = {
-    "cervix": ("background", "anterior_lip", "posterior_lip"),
-    "psfh": ("background", "pubic_symphysis", "fetal_head"),
-}
 DIFFICULTIES = ("easy", "medium", "hard")
 
 # Difficulty knobs, each a (low, high) range drawn uniformly per image (counts: integers, inclusive).

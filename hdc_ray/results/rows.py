@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from hdc_ray.config import Config, flatten
-from hdc_ray.results.schema import SCHEMA_VERSION, metric_columns
+from hdc_ray.results.columns import SCHEMA_VERSION
+from hdc_ray.results.schema import metric_columns
 
 _RUN_KEYS = ("label_ratio", "n_labeled", "split_hash", "task", "class_names", "distance_unit", "node")
 

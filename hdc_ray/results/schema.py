@@ -11,12 +11,11 @@ from typing import Any, Literal, get_args, get_origin
 import pyarrow as pa
 
 from hdc_ray.config import Config
-from hdc_ray.data.synthetic import CLASS_NAMES
+from hdc_ray.data.tasks import CLASS_NAMES, task_of
+from hdc_ray.results.columns import SCHEMA_VERSION
 
-SCHEMA_VERSION = 1
 METRICS = ("dice", "jaccard", "hd95", "asd")
 LOSS_COLUMNS = ("train_loss", "train_loss_sup", "train_loss_pc", "train_loss_cg", "train_loss_mi", "train_loss_cps", "train_confident_fraction")
-_REAL_TASK = {"fugc": "cervix", "psfh": "psfh"}
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 _HEAD = (
@@ -29,12 +28,10 @@ _TAIL = (
     ("train_time_s", pa.float64()), ("images_per_s", pa.float64()), ("checkpoint_path", pa.string()), ("node", pa.string()),
     ("started_at", TIMESTAMP), ("finished_at", TIMESTAMP), ("hdc_ray_version", pa.string()), ("git_commit", pa.string()),
 )  # fmt: skip
-STATUSES = ("completed", "early_stopped", "failed", "running")
 
 
 def foreground_classes(cfg: Config) -> tuple[str, ...]:
-    task = _REAL_TASK.get(cfg.data.source, cfg.data.task)
-    return CLASS_NAMES[task][1:]
+    return CLASS_NAMES[task_of(cfg.data.source, cfg.data.task)][1:]
 
 
 def metric_columns(cfg: Config, split: str) -> list[str]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from ray import tune
 
+from hdc_ray.results.columns import FINISHED_STATUSES
 from hdc_ray.results.rows import error_line, final_status, history_row, trial_row
 from hdc_ray.results.schema import history_schema, trials_schema
 from hdc_ray.results.writer import ResultsWriter
@@ -90,7 +91,7 @@ class ParquetCallback(tune.Callback):
 
     def _progress(self) -> str:
         rows = self.writer.trials.values()
-        done = sum(r["status"] in ("completed", "early_stopped") for r in rows)
+        done = sum(r["status"] in FINISHED_STATUSES for r in rows)
         failed = sum(r["status"] == "failed" for r in rows)
         running = sum(r["status"] == "running" for r in rows)
         objective = self.spec.objectives[0]
