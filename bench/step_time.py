@@ -17,8 +17,8 @@ from hdc_ray.config import load_config, with_overrides
 from hdc_ray.data import build_data
 from hdc_ray.model import count_parameters
 from hdc_ray.train.batches import Shard, make_batch
-from hdc_ray.train.loop import _backward_step, _optimizer
-from hdc_ray.train.methods import build_models, compute_losses, loss_weights, needs_unlabeled
+from hdc_ray.train.methods import build_models, needs_unlabeled
+from hdc_ray.train.step import build_optimizer, build_scaler, train_step
 
 METHODS = ("supervised", "mean_teacher", "hdc", "cps")
 
@@ -26,20 +26,16 @@ METHODS = ("supervised", "mean_teacher", "hdc", "cps")
 def time_method(cfg, data, steps: int) -> tuple[float, int, int]:  # type: ignore[no-untyped-def]
     torch.manual_seed(0)
     models = build_models(cfg, len(data.class_names))
-    optimizer = _optimizer(cfg, models.trainable)
-    scaler = torch.amp.GradScaler("cpu", enabled=False)
-    weights, cpu = loss_weights(cfg), torch.device("cpu")
+    cpu = torch.device("cpu")
+    optimizer, scaler = build_optimizer(cfg, models.trainable), build_scaler(cfg, cpu)
     batches = [make_batch(cfg, data, 0, it, Shard(), cpu, needs_unlabeled(cfg)) for it in range(steps + 3)]
     elapsed = 0.0
     for i, batch in enumerate(batches):
         start = time.perf_counter()
-        terms = compute_losses(cfg, models.trainable, models.teacher, batch)
-        total = sum(weights[k] * v for k, v in terms.items() if k in weights)
-        _backward_step(cfg, models.trainable, optimizer, scaler, total)  # type: ignore[arg-type]
-        models.after_step(cfg.train.ema_decay)
+        train_step(cfg, models, models.trainable, optimizer, scaler, batch, step=i)  # the loop's own step
         if i >= 3:  # warm-up steps excluded
             elapsed += time.perf_counter() - start
-    images = batches[0].x_w.shape[0] + (0 if batches[0].u_s is None else batches[0].u_s.shape[0])
+    images = batches[0].n_images
     teacher = 0 if models.teacher is None else count_parameters(models.teacher)
     return elapsed / steps, images, count_parameters(models.trainable) + teacher
 

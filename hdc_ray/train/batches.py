@@ -12,13 +12,32 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from hdc_ray.config import Config
 from hdc_ray.noise import generators, image_seeds, strong_view, weak_view
 from hdc_ray.noise.seeds import FEATURE, STRONG, SUBSAMPLE, WEAK, derive_seed
-from hdc_ray.train.methods import Batch
 
 LABELED, UNLABELED = 0, 1
+
+
+@dataclass
+class Batch:
+    """One rank's share of a step. ``x``/``y`` labelled, ``u`` unlabelled; ``_w`` weak and ``_s`` strong views."""
+
+    x_w: Tensor  # (B_l, 1, H, W)
+    y_w: Tensor  # (B_l, H, W) int64
+    u_w: Tensor | None  # (B_u, 1, H, W)
+    u_s: Tensor | None  # (B_u, 1, H, W)
+    theta_s: Tensor | None  # (B_u, 2, 3) warp from the weak to the strong frame, None if photometric only
+    valid_s: Tensor | None  # (B_u, H, W) bool: strong-view pixels that came from inside the weak image
+    noise_seeds: Tensor  # (B_l + B_u,) int64 feature-noise seeds
+    subsample: torch.Generator  # pixel sub-sampling inside CG / MI
+
+    @property
+    def n_images(self) -> int:
+        """Images the trainable network sees in this step (for throughput)."""
+        return self.x_w.shape[0] + (0 if self.u_s is None else self.u_s.shape[0])
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,19 @@ temporary file, then rename), so a crash never leaves a half-written checkpoint 
 
 from __future__ import annotations
 
+import math
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+from hdc_ray.config import Config, flatten
+
+if TYPE_CHECKING:
+    from hdc_ray.train.methods import Models
 
 FORMAT = 1
 _EPOCH_FILE = re.compile(r"epoch_(\d+)\.pt$")
@@ -49,3 +56,42 @@ def list_epochs(folder: Path) -> list[Path]:
 def latest(folder: Path) -> Path | None:
     found = list_epochs(folder)
     return found[-1] if found else None
+
+
+@dataclass
+class TrainState:
+    """What a run has done so far: completed epochs, the best validation epoch and its weights, the history."""
+
+    epoch: int = 0  # completed epochs
+    best_epoch: int = 0
+    best_value: float = -math.inf
+    best_val: dict[str, float] = field(default_factory=dict)
+    best_weights: dict[str, torch.Tensor] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def snapshot(cfg: Config, models: Models, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, state: TrainState) -> dict[str, Any]:
+    """Everything needed to continue exactly: weights, optimiser, best-so-far, history (no pickled objects)."""
+    return {
+        "format": FORMAT,
+        "epoch": state.epoch,
+        "trainable": {k: v.detach().cpu() for k, v in models.trainable.state_dict().items()},
+        "teacher": None if models.teacher is None else {k: v.detach().cpu() for k, v in models.teacher.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict(),
+        "best": {"epoch": state.best_epoch, "value": state.best_value, "val": state.best_val},
+        "best_weights": state.best_weights,
+        "history": state.history,
+        "config": dict(flatten(cfg)),
+    }
+
+
+def restore(snap: dict[str, Any], models: Models, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> TrainState:
+    models.trainable.load_state_dict(snap["trainable"])
+    if models.teacher is not None and snap["teacher"] is not None:
+        models.teacher.load_state_dict(snap["teacher"])
+    optimizer.load_state_dict(snap["optimizer"])
+    if snap.get("scaler"):
+        scaler.load_state_dict(snap["scaler"])
+    best = snap["best"]
+    return TrainState(snap["epoch"], best["epoch"], best["value"], dict(best["val"]), dict(snap["best_weights"]), list(snap["history"]))

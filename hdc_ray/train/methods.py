@@ -25,20 +25,7 @@ from hdc_ray.losses import (
 from hdc_ray.losses.baselines import cross_pseudo_loss, softmax_mse_loss
 from hdc_ray.model import CPSPair, DualDecoderNet, SegNet, build_dual, build_segnet, ema_update, make_teacher
 from hdc_ray.noise import FeaturePerturbation, warp
-
-
-@dataclass
-class Batch:
-    """One rank's share of a step. ``x``/``y`` labelled, ``u`` unlabelled; ``_w`` weak and ``_s`` strong views."""
-
-    x_w: Tensor  # (B_l, 1, H, W)
-    y_w: Tensor  # (B_l, H, W) int64
-    u_w: Tensor | None  # (B_u, 1, H, W)
-    u_s: Tensor | None  # (B_u, 1, H, W)
-    theta_s: Tensor | None  # (B_u, 2, 3) warp from the weak to the strong frame, None if photometric only
-    valid_s: Tensor | None  # (B_u, H, W) bool: strong-view pixels that came from inside the weak image
-    noise_seeds: Tensor  # (B_l + B_u,) int64 feature-noise seeds
-    subsample: torch.Generator  # pixel sub-sampling inside CG / MI
+from hdc_ray.train.batches import Batch
 
 
 @dataclass
@@ -84,18 +71,22 @@ def needs_unlabeled(cfg: Config) -> bool:
     return cfg.train.method != "supervised"
 
 
-def compute_losses(cfg: Config, model: nn.Module, teacher: SegNet | None, batch: Batch) -> dict[str, Tensor]:
-    """Every loss component of the method (unweighted) plus statistics; ``model`` may be DDP-wrapped."""
+Terms = dict[str, Tensor]  # unweighted loss components, each a scalar; every one needs a weight
+Stats = dict[str, Tensor]  # statistics for the logs (e.g. the confident fraction), never optimised
+
+
+def method_terms(cfg: Config, model: nn.Module, teacher: SegNet | None, batch: Batch) -> tuple[Terms, Stats]:
+    """The method's loss components (unweighted) and its statistics, apart; ``model`` may be DDP-wrapped."""
     method = cfg.train.method
     if method == "supervised":
-        return {"sup": supervised_loss(model(batch.x_w).logits, None, batch.y_w, dice_weight=cfg.loss.sup_dice)}
+        return {"sup": supervised_loss(model(batch.x_w).logits, None, batch.y_w, dice_weight=cfg.loss.sup_dice)}, {}
     if method == "cps":
-        return _cps_terms(cfg, model, batch)
+        return _cps_terms(cfg, model, batch), {}
     assert teacher is not None and batch.u_w is not None
     with torch.no_grad():
         t_out = teacher(batch.u_w)
     if method == "mean_teacher":
-        return _mean_teacher_terms(cfg, model, t_out.logits, batch)
+        return _mean_teacher_terms(cfg, model, t_out.logits, batch), {}
     return _hdc_terms(cfg, model, t_out.logits, t_out.feats, batch)
 
 
@@ -123,7 +114,7 @@ def _cps_terms(cfg: Config, model: nn.Module, batch: Batch) -> dict[str, Tensor]
     return {"sup": sup, "cps": cross_pseudo_loss(out_a.logits[n_l:], out_b.logits[n_l:])}
 
 
-def _hdc_terms(cfg: Config, model: nn.Module, t_logits: Tensor, t_feats: dict[str, Tensor], batch: Batch) -> dict[str, Tensor]:
+def _hdc_terms(cfg: Config, model: nn.Module, t_logits: Tensor, t_feats: dict[str, Tensor], batch: Batch) -> tuple[Terms, Stats]:
     assert batch.u_s is not None and batch.valid_s is not None
     lc, n_l = cfg.loss, batch.x_w.shape[0]
     out = model(torch.cat([batch.x_w, batch.u_s]), batch.noise_seeds)
@@ -134,12 +125,12 @@ def _hdc_terms(cfg: Config, model: nn.Module, t_logits: Tensor, t_feats: dict[st
     if lc.pc_on_noisy:
         pc_noisy, _ = consistency_loss(noisy.logits[n_l:], t_logits_s, lc.confidence_threshold, batch.valid_s)
         pc = 0.5 * (pc + pc_noisy)
-    terms |= {"pc": pc, "confident_fraction": confident}
-    if lc.w_cg > 0:
+    terms["pc"] = pc
+    if lc.w_cg > 0:  # an ablated feature term is not computed at all (it costs a Gram/correlation per level)
         terms["cg"] = _correlation_terms(cfg, main.feats, t_feats, batch)
     if lc.w_mi > 0:
         terms["mi"] = _mutual_information_term(cfg, main, noisy, batch)
-    return terms
+    return terms, {"confident_fraction": confident}
 
 
 def _correlation_terms(cfg: Config, s_feats: dict[str, Tensor], t_feats: dict[str, Tensor], batch: Batch) -> Tensor:
@@ -172,10 +163,6 @@ def _mutual_information_term(cfg: Config, main, noisy, batch: Batch) -> Tensor: 
 
 
 def loss_weights(cfg: Config) -> dict[str, float]:
+    """The weight of every term any method computes (``weighted_total`` refuses a term without one)."""
     lc = cfg.loss
     return {"sup": lc.w_sup, "pc": lc.w_pc, "cg": lc.w_cg, "mi": lc.w_mi, "cps": lc.w_cps}
-
-
-def model_inputs(cfg: Config, batch: Batch) -> int:
-    """Images the trainable network sees per step (for throughput)."""
-    return batch.x_w.shape[0] + (0 if batch.u_s is None else batch.u_s.shape[0])

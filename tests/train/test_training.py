@@ -14,8 +14,9 @@ from hdc_ray.data import build_data
 from hdc_ray.train import checkpoint
 from hdc_ray.train.batches import Shard, global_indices, make_batch
 from hdc_ray.train.loop import fit
-from hdc_ray.train.methods import build_models, compute_losses, loss_weights
+from hdc_ray.train.methods import build_models, method_terms
 from hdc_ray.train.run import ResumeError, run_local
+from hdc_ray.train.step import step_losses
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +54,8 @@ def test_losses_and_gradients_are_finite_at_step_zero_when_teacher_is_student(cf
     torch.manual_seed(0)
     models = build_models(cfg, 3)
     batch = make_batch(cfg, data, 0, 0, Shard(), torch.device("cpu"), with_unlabeled=True)
-    terms = compute_losses(cfg, models.trainable, models.teacher, batch)
-    total = sum(loss_weights(cfg)[k] * v for k, v in terms.items() if k in loss_weights(cfg))
-    total.backward()  # type: ignore[union-attr]
+    total, terms, _ = step_losses(cfg, models.trainable, models.teacher, batch, ramp=1.0)
+    total.backward()
     assert all(torch.isfinite(v).all() for v in terms.values())
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in models.trainable.parameters())
 
@@ -64,7 +64,8 @@ def test_ablated_terms_are_not_computed(cfg: Config, data) -> None:  # type: ign
     ablated = with_overrides(cfg, {"loss.w_cg": 0.0, "loss.w_mi": 0.0})
     models = build_models(ablated, 3)
     batch = make_batch(ablated, data, 0, 0, Shard(), torch.device("cpu"), with_unlabeled=True)
-    assert set(compute_losses(ablated, models.trainable, models.teacher, batch)) == {"sup", "pc", "confident_fraction"}
+    terms, stats = method_terms(ablated, models.trainable, models.teacher, batch)
+    assert set(terms) == {"sup", "pc"} and set(stats) == {"confident_fraction"}
 
 
 def test_same_seed_same_numbers(cfg: Config, data) -> None:  # type: ignore[no-untyped-def]

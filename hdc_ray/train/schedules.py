@@ -1,0 +1,31 @@
+"""What changes with the step count: learning rate, ramp-up of the unsupervised terms, EMA decay."""
+
+from __future__ import annotations
+
+import math
+
+from hdc_ray.config import Config
+from hdc_ray.losses import sigmoid_rampup
+
+
+def lr_at(cfg: Config, step: int) -> float:
+    """Linear warm-up over ``train.warmup_iters``, then constant or cosine to 0 (``train.schedule``)."""
+    tc = cfg.train
+    total = tc.epochs * tc.iters_per_epoch
+    if step < tc.warmup_iters:
+        return tc.lr * (step + 1) / tc.warmup_iters
+    if tc.schedule == "constant":
+        return tc.lr
+    progress = (step - tc.warmup_iters) / max(1, total - tc.warmup_iters)
+    return tc.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def ramp_at(cfg: Config, step: int) -> float:
+    """ramp(t) of the unsupervised terms: sigmoid ramp-up over ``loss.ramp_fraction`` of all steps."""
+    length = cfg.loss.ramp_fraction * cfg.train.epochs * cfg.train.iters_per_epoch
+    return sigmoid_rampup(step, length)
+
+
+def ema_decay_at(cfg: Config, step: int) -> float:
+    """min(1 - 1/(t+1), train.ema_decay): a short EMA memory while the student is young (Mean Teacher)."""
+    return min(1.0 - 1.0 / (step + 1), cfg.train.ema_decay)
