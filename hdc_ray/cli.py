@@ -71,15 +71,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
     out = Path(args.out or Path("runs") / cfg.name)
+    from hdc_ray.train.run import final_line
+
     if args.workers is not None or args.gpu or args.address:
-        from hdc_ray.distributed.launch import cli_train_distributed
+        from hdc_ray.distributed.launch import train_distributed
 
-        return cli_train_distributed(cfg, args, out)
-    from hdc_ray.train.run import final_line, run_local
+        summary, run_dir = train_distributed(cfg, out, workers=args.workers, gpu=args.gpu, address=args.address, resume=args.resume)
+        outputs = f"{run_dir}/ (metrics.json, checkpoint_*/ with state.pt)"
+    else:
+        from hdc_ray.train.run import run_local
 
-    _, summary = run_local(cfg, out, resume=args.resume, progress=not args.no_progress)
-    print(final_line(summary))
-    print(f"outputs in {out}/ (metrics.json, history.csv, best.pt, checkpoints/)")
+        _, summary = run_local(cfg, out, resume=args.resume, progress=not args.no_progress)
+        outputs = f"{out}/ (metrics.json, history.csv, best.pt, checkpoints/)"
+    print(final_line(summary))  # one summary line, in-process or on Ray Train
+    print(f"outputs in {outputs}")
     return 0
 
 
@@ -99,21 +104,39 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from hdc_ray.tune.sweep import cli_sweep
+    from hdc_ray.tune.spec import load_spec
+    from hdc_ray.tune.sweep import run_sweep
 
-    return cli_sweep(args)
+    overrides = list(args.overrides)
+    if args.trials is not None:
+        overrides.append(f"search.trials={args.trials}")
+    spec = load_spec(args.spec, overrides)
+    run_sweep(spec, results=args.results, name=args.name, address=args.address, resume=args.resume)
+    return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from hdc_ray.analysis.report import cli_report
+    from hdc_ray.analysis.report import report_results
 
-    return cli_report(args)
+    try:
+        report = report_results(args.results, sweeps=args.sweep, out=args.out)
+    except OSError as exc:
+        print(f"error: cannot write the report: {exc}", file=sys.stderr)
+        return 1
+    print(report.summary)
+    return 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from hdc_ray.tune.export import cli_export
+    from hdc_ray.tune.export import export_experiment
+    from hdc_ray.tune.spec import load_spec
 
-    return cli_export(args)
+    experiment = Path(args.experiment).expanduser()
+    spec = load_spec(args.spec) if args.spec else None
+    out = Path(args.out) if args.out else experiment.resolve().parent
+    n_trials, n_epochs = export_experiment(experiment, out, spec)
+    print(f"exported {n_trials} trials, {n_epochs} epoch rows -> {out}/trials.parquet, {out}/history.parquet")
+    return 0
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -140,7 +163,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from hdc_ray.config import ConfigError
 
     errors: list[type[BaseException]] = [ConfigError, FileNotFoundError]
-    for module, name in (("hdc_ray.data.readers", "DataError"), ("hdc_ray.train.run", "ResumeError"), ("hdc_ray.tune.spec", "SpecError"), ("hdc_ray.distributed.cluster", "ClusterError")):
+    for module, name in (("hdc_ray.analysis.tables", "AnalysisError"), ("hdc_ray.data.readers", "DataError"), ("hdc_ray.train.run", "ResumeError"), ("hdc_ray.tune.spec", "SpecError"), ("hdc_ray.distributed.cluster", "ClusterError")):
         with contextlib.suppress(ImportError, AttributeError):  # a layer whose extra is not installed
             errors.append(getattr(__import__(module, fromlist=[name]), name))
     return tuple(errors)

@@ -12,7 +12,7 @@ Example::
     curve = label_budget_curve(res.trials, "test_dice_fg")
     print(labels_saved(curve, "supervised", 0.5, "hdc").sentence())
 
-``hdc-ray report RESULTS`` (:func:`cli_report`) writes all of it as Markdown + HTML with PNG plots.
+``hdc-ray report RESULTS`` (:func:`report_results`) writes all of it as Markdown + HTML with PNG plots.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from hdc_ray.analysis.curves import learning_curves
 from hdc_ray.analysis.importance import parameter_importance
 from hdc_ray.analysis.load import SCHEMA_VERSION, Results, read_results
 from hdc_ray.analysis.pareto import pareto_front
-from hdc_ray.analysis.report import Report, build_report, cli_report
+from hdc_ray.analysis.report import Report, build_report, report_results
 from hdc_ray.analysis.tables import (
     FINISHED_STATUSES,
     AnalysisError,
@@ -41,7 +41,6 @@ __all__ = [
     "Results",
     "ablation_table",
     "build_report",
-    "cli_report",
     "finished_trials",
     "infer_variant",
     "label_budget_curve",
@@ -52,4 +51,5 @@ __all__ = [
     "parameter_importance",
     "pareto_front",
     "read_results",
+    "report_results",
 ]

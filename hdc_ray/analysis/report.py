@@ -9,9 +9,7 @@ summary. Works on partial results (running trials are counted, not used) and on 
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -66,27 +64,17 @@ class Report:
     skipped: dict[str, str] = field(default_factory=dict)  # PLOT_FILES key -> why that section has no figure
 
 
-def cli_report(args: argparse.Namespace) -> int:
-    """Entry point of ``hdc-ray report RESULTS [--sweep NAME ...] [--out DIR]``; returns the exit code.
+def report_results(results: str, *, sweeps: list[str] | None = None, out: str | Path | None = None) -> Report:
+    """Read the sweeps under ``results`` (a folder or URI) and write their report (default ``RESULTS/report``).
 
-    Bad input (missing folder, no finished trials, missing metric, mixed schema versions) prints
-    ``error: ...`` to stderr and returns 2.
+    Bad input (missing folder, no finished trials, missing metric, mixed schema versions) raises
+    ``AnalysisError`` with a message written for the user.
     """
-    try:
-        results = read_results(args.results, getattr(args, "sweep", None) or None)
-        out = Path(args.out) if getattr(args, "out", None) else _default_out(str(args.results))
-        report = build_report(results, out)
-    except AnalysisError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"error: cannot write the report: {exc}", file=sys.stderr)
-        return 1
-    print(report.summary)
-    return 0
+    loaded = read_results(results, sweeps or None)
+    return build_report(loaded, Path(out) if out else default_report_dir(results))
 
 
-def _default_out(results: str) -> Path:
+def default_report_dir(results: str) -> Path:
     """RESULTS/report for a local folder; ./report for an object-store URI (written locally)."""
     return Path("report") if "://" in results and not results.startswith("file://") else Path(results.removeprefix("file://")) / "report"
 

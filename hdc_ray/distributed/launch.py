@@ -5,7 +5,6 @@ The same builder serves a single distributed training and every sweep trial (``h
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 from hdc_ray.config import Config, with_overrides
 from hdc_ray.distributed.cluster import ClusterError, check_placement, connect
 from hdc_ray.distributed.worker import train_worker
-from hdc_ray.train.run import ResumeError, final_line
+from hdc_ray.train.run import ResumeError
 
 DEFAULT_STORAGE = "~/hdc-ray-results"
 
@@ -61,18 +60,23 @@ def build_trainer(
     )
 
 
-def cli_train_distributed(cfg: Config, args: argparse.Namespace, out: Path) -> int:
-    """``hdc-ray train --workers N``: checks first (seconds), then trains with per-epoch lines from rank 0."""
+def train_distributed(
+    cfg: Config, out: Path, *, workers: int | None = None, gpu: bool = False, address: str | None = None, resume: bool = False
+) -> tuple[dict[str, Any], str]:
+    """Train one config on Ray Train: checks first (seconds), then trains with per-epoch lines from rank 0.
+
+    Returns the run summary (``metrics.json``) and the run folder. ``workers`` defaults to ``dist.workers``.
+    """
     import ray
 
-    workers = args.workers or cfg.dist.workers
-    cfg = with_overrides(cfg, {"dist.workers": workers, "dist.use_gpu": bool(args.gpu or cfg.dist.use_gpu)})
+    workers = workers or cfg.dist.workers
+    cfg = with_overrides(cfg, {"dist.workers": workers, "dist.use_gpu": bool(gpu or cfg.dist.use_gpu)})
     storage = storage_uri(cfg.dist.storage_path or str(out.parent))
     run_dir = f"{storage}/{out.name}"
-    _check_fresh_or_resumable(run_dir, args.resume)
-    if cfg.dist.use_gpu and args.address is None and not _local_gpu():
+    _check_fresh_or_resumable(run_dir, resume)
+    if cfg.dist.use_gpu and address is None and not _local_gpu():
         raise ClusterError("--gpu / dist.use_gpu: no GPU on this machine (no CUDA device, or torch is a CPU build); drop --gpu to train on CPU workers (gloo)")
-    connect(args.address)
+    connect(address)
     check_placement(workers, cfg.dist.cpus_per_worker, cfg.dist.use_gpu, ray.cluster_resources())
     print(f"Ray Train: {workers} worker(s) ({'NCCL, GPU' if cfg.dist.use_gpu else 'gloo, CPU'}), run folder {run_dir}", flush=True)
     result = build_trainer(cfg, name=out.name, storage_path=storage).fit()
@@ -84,9 +88,7 @@ def cli_train_distributed(cfg: Config, args: argparse.Namespace, out: Path) -> i
     if "://" not in run_dir:
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         (Path(run_dir) / "metrics.json").write_text(json.dumps(summary, indent=2, default=str))
-    print(final_line(summary))
-    print(f"outputs in {run_dir}/ (metrics.json, checkpoint_*/ with state.pt)")
-    return 0
+    return summary, run_dir
 
 
 def _local_gpu() -> bool:

@@ -7,7 +7,6 @@ state (status, config, error), through the same row functions the live callback 
 
 from __future__ import annotations
 
-import argparse
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,11 +79,3 @@ def _started(results: list[dict[str, Any]]) -> datetime | None:
 def _finished(results: list[dict[str, Any]], status: str) -> datetime | None:
     return datetime.fromtimestamp(results[-1]["timestamp"], UTC) if results and status != "running" else None
 
-
-def cli_export(args: argparse.Namespace) -> int:
-    experiment = Path(args.experiment).expanduser()
-    spec = load_spec(args.spec) if args.spec else None
-    out = Path(args.out) if args.out else experiment.resolve().parent
-    n_trials, n_epochs = export_experiment(experiment, out, spec)
-    print(f"exported {n_trials} trials, {n_epochs} epoch rows -> {out}/trials.parquet, {out}/history.parquet")
-    return 0

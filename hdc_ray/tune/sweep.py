@@ -9,7 +9,6 @@ checkpoints, named after trial ids so a resumed trial continues from its checkpo
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from hdc_ray.distributed.cluster import ClusterError, connect
 from hdc_ray.distributed.launch import build_trainer, storage_uri
 from hdc_ray.tune.callback import ParquetCallback
 from hdc_ray.tune.search import build_param_space, build_scheduler, build_searcher
-from hdc_ray.tune.spec import Spec, SpecError, load_spec, trial_params
+from hdc_ray.tune.spec import Spec, SpecError, trial_params
 
 TUNE_DIR = "tune"
 
@@ -177,11 +176,3 @@ def _save_spec(spec: Spec, sweep_dir: str) -> None:
     if not target.exists():
         target.write_text(spec.resolved_yaml())
 
-
-def cli_sweep(args: argparse.Namespace) -> int:
-    overrides = list(args.overrides)
-    if args.trials is not None:
-        overrides.append(f"search.trials={args.trials}")
-    spec = load_spec(args.spec, overrides)
-    run_sweep(spec, results=args.results, name=args.name, address=args.address, resume=args.resume)
-    return 0

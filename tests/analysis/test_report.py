@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import argparse
 import re
 from pathlib import Path
 
 import pytest
 from matplotlib.image import imread
 
-from hdc_ray.analysis import build_report, cli_report, read_results
+from hdc_ray.analysis import build_report, read_results
 from hdc_ray.analysis.report import PLOT_FILES
+from hdc_ray.cli import main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _run(results: Path | str, out: Path | None = None, sweep: list[str] | None = None) -> int:
-    return cli_report(argparse.Namespace(results=str(results), sweep=sweep, out=str(out) if out else None))
+    argv = ["report", str(results), *(["--out", str(out)] if out else []), *[a for s in sweep or [] for a in ("--sweep", s)]]
+    return main(argv)
 
 
 @pytest.fixture(scope="module")

@@ -90,12 +90,10 @@ def test_a_second_sweep_of_the_same_name_needs_resume(smoke_sweep) -> None:  # t
 
 
 def test_report_on_the_smoke_sweep_writes_every_plot(smoke_sweep, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    import argparse
-
-    from hdc_ray.analysis.report import cli_report
+    from hdc_ray.cli import main
 
     out = tmp_path / "report"
-    code = cli_report(argparse.Namespace(results=str(smoke_sweep.folder.parent), sweep=["smoke_test"], out=str(out)))
+    code = main(["report", str(smoke_sweep.folder.parent), "--sweep", "smoke_test", "--out", str(out)])
     assert code == 0
     markdown = (out / "report.md").read_text()
     pngs = sorted(out.glob("*.png"))
