@@ -114,7 +114,7 @@ class NoiseConfig:
 class LossConfig:
     w_sup: float = 1.0
     # The paper's supervised loss is pixel CE (0.0 here). A soft Dice term (e.g. 1.0) stops CE from
-    # collapsing small structures to background at low label budgets (measured: docs/benchmark.md).
+    # collapsing small structures to background at low label budgets (measured: docs/benchmarks.md).
     sup_dice: float = 0.0
     w_pc: float = 1.0  # pixel consistency (teacher pseudo-labels -> student strong view)
     w_cg: float = 0.1  # Correlation Guidance (teacher vs student main branch, several levels)

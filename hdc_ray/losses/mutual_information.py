@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from hdc_ray.losses._rows import full_precision, sample_rows, to_rows
+from hdc_ray.losses._feature_rows import full_precision, sample_rows, to_rows
 
 __all__ = ["mutual_information_loss"]
 
