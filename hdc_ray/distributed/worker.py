@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +40,10 @@ def train_worker(config: dict[str, Any]) -> None:
     context = ray.train.get_context()
     shard = Shard(context.get_world_rank(), context.get_world_size())
     device = ray.train.torch.get_device() if cfg.dist.use_gpu else torch.device("cpu")
-    resume = _latest_state()
+    resume = latest_state(ray.train.get_checkpoint())
     data = build_data(cfg.data)
     meta = run_metadata(cfg, data) | {"node": socket.gethostname()}
-    reporter = _Reporter(shard, meta, config.get("fail_at_epoch"), first_attempt=resume is None)
+    reporter = Reporter(ray.train.report, ray.train.Checkpoint, shard, meta, config.get("fail_at_epoch"), first_attempt=resume is None)
     fit(
         cfg, data, device=device, shard=shard, wrap=_ddp(device) if shard.world_size > 1 else None,
         on_epoch=reporter, resume=resume, progress=False, log=print if shard.rank == 0 else _quiet,
@@ -67,29 +68,34 @@ def _ddp(device: torch.device):  # type: ignore[no-untyped-def]
     return wrap
 
 
-def _latest_state() -> dict[str, Any] | None:
-    found = ray.train.get_checkpoint()
+def latest_state(found: Any) -> dict[str, Any] | None:
+    """The loop's resume state from a Ray (Train or Tune) checkpoint, or None for a fresh start."""
     if found is None:
         return None
     with found.as_directory() as folder:
         return checkpoint.load(Path(folder) / STATE_FILE)
 
 
-class _Reporter:
-    """The loop's ``on_epoch``: every rank reports (Train requires it), rank 0 attaches the checkpoint."""
+class Reporter:
+    """The loop's ``on_epoch``: every rank reports (Train requires it), rank 0 attaches the checkpoint.
 
-    def __init__(self, shard: Shard, meta: dict[str, Any], fail_at_epoch: int | None, first_attempt: bool) -> None:
+    ``report`` / ``checkpoint_type`` are Train's (``ray.train.report``, ``ray.train.Checkpoint``) in a
+    Train worker and Tune's (``ray.tune.*``) when a one-worker trial trains inside the Tune trial.
+    """
+
+    def __init__(self, report: Callable[..., None], checkpoint_type: Any, shard: Shard, meta: dict[str, Any], fail_at_epoch: int | None, first_attempt: bool) -> None:
+        self.report, self.checkpoint_type = report, checkpoint_type
         self.shard, self.meta, self.fail_at_epoch, self.first_attempt = shard, meta, fail_at_epoch, first_attempt
 
     def __call__(self, record: dict[str, float], state: dict[str, Any] | None) -> None:
         self._maybe_fail(int(record["epoch"]))
         metrics = {**record, **self.meta}
         if state is None or self.shard.rank != 0:
-            ray.train.report(metrics, checkpoint=None)
+            self.report(metrics, checkpoint=None)
             return
         with tempfile.TemporaryDirectory(prefix="hdc-ckpt-") as folder:
             checkpoint.save_atomic(state, Path(folder) / STATE_FILE)
-            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
+            self.report(metrics, checkpoint=self.checkpoint_type.from_directory(folder))
 
     def _maybe_fail(self, epoch: int) -> None:
         """Fault injection for tests: the last rank dies hard at ``fail_at_epoch`` on the first attempt only."""

@@ -31,11 +31,13 @@ def trial_row(
     started_at: datetime | None = None,
     finished_at: datetime | None = None,
     epochs: list[dict[str, Any]] | None = None,
+    checkpoint_path: str | None = None,
 ) -> dict[str, Any]:
     """One trial: its config, the best-epoch validation and the test metrics of its final report.
 
     ``epochs`` (default ``results``): every epoch of the trial, for the time totals, including epochs
-    reported before a restart that ``results`` may not hold.
+    reported before a restart that ``results`` may not hold. ``checkpoint_path``: the trial's latest
+    checkpoint when the reports do not name it (a trial that trains in-trial checkpoints through Tune).
     """
     last = results[-1] if results else {}
     row: dict[str, Any] = {
@@ -46,7 +48,7 @@ def trial_row(
         "epochs_done": last.get("epoch"), "best_epoch": last.get("best_epoch"),
         **{c: last.get(f"best_{c}") for c in metric_columns(cfg, "val")},
         **{c: last.get(c) for c in metric_columns(cfg, "test")},
-        "checkpoint_path": next((r["checkpoint_path"] for r in reversed(results) if r.get("checkpoint_path")), None),
+        "checkpoint_path": next((r["checkpoint_path"] for r in reversed(results) if r.get("checkpoint_path")), checkpoint_path),
         "started_at": started_at, "finished_at": finished_at,
         "hdc_ray_version": _version(), "git_commit": git_commit(),
     }  # fmt: skip

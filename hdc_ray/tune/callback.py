@@ -80,6 +80,7 @@ class ParquetCallback(tune.Callback):
             self.sweep, trial.trial_id, self.spec.trial_config(params), status=status, results=self._results.get(trial.trial_id, []),
             variant=params.get("variant"), error=error, started_at=self._started.get(trial.trial_id),
             finished_at=datetime.now(UTC) if finished else None, epochs=self._epochs_of(trial.trial_id),
+            checkpoint_path=getattr(getattr(trial, "checkpoint", None), "path", None),
         ))  # fmt: skip
 
     def _epochs_of(self, trial_id: str) -> list[dict[str, Any]]:

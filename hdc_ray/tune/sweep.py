@@ -38,9 +38,14 @@ class SweepContext:
 
 
 def trial_driver(params: dict[str, Any], sweep: SweepContext) -> None:
-    """One trial: resolve its config, run it on Ray Train, let Train's reports flow to Tune."""
-    trial_id = tune.get_context().get_trial_id()
+    """One trial: resolve its config, then train it here (one worker) or on Ray Train (several workers)."""
     cfg = sweep.spec.trial_config(trial_params(sweep.spec, params))
+    if sweep.spec.resources.in_trial:
+        from hdc_ray.tune.in_trial import train_in_trial
+
+        train_in_trial(cfg, sweep.fail_at_epoch)
+        return
+    trial_id = tune.get_context().get_trial_id()
     extra = {"fail_at_epoch": sweep.fail_at_epoch} if sweep.fail_at_epoch else None
     trainer = build_trainer(cfg, name=f"{sweep.name}-{trial_id}", storage_path=sweep.train_storage, callbacks=[TuneReportCallback()], loop_extra=extra)
     result = trainer.fit()
@@ -97,8 +102,8 @@ def run_sweep(
     if concurrency > trials_that_fit(spec, cpus, gpus):
         print(f"note: {concurrency} concurrent trials asked for, {trials_that_fit(spec, cpus, gpus)} fit on the cluster now "
               f"({cpus:g} CPU / {gpus:g} GPU); the rest wait for the autoscaler to add nodes", flush=True)
-    print(f"sweep {name!r}: {spec.n_trials()} trials, up to {concurrency} at once "
-          f"({spec.resources.workers} Train worker(s) each), results in {sweep_dir}", flush=True)
+    how = "trained inside each trial" if spec.resources.in_trial else f"{spec.resources.workers} Ray Train worker(s) each"
+    print(f"sweep {name!r}: {spec.n_trials()} trials, up to {concurrency} at once ({how}), results in {sweep_dir}", flush=True)
     _save_spec(spec, sweep_dir)
     context = SweepContext(spec, name, f"{sweep_dir}/train", fail_at_epoch)
     trainable = tune.with_resources(tune.with_parameters(trial_driver, sweep=context), _driver_resources(spec))
@@ -114,6 +119,7 @@ def run_sweep(
                 storage_path=sweep_dir,
                 callbacks=[ParquetCallback(spec, name, sweep_dir)],
                 failure_config=tune.FailureConfig(max_failures=0),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.base_config().train.keep_checkpoints),  # in-trial runs
                 verbose=0,
             ),
         )
@@ -144,9 +150,13 @@ def _trial_name(trial: Any) -> str:
 
 
 def _driver_resources(spec: Spec) -> tune.PlacementGroupFactory:
-    bundle: dict[str, float] = {"CPU": spec.resources.driver_cpus}
-    if spec.resources.driver_resource:
-        bundle[spec.resources.driver_resource] = 1.0
+    """The trial process: a light driver of a Train run, or the one worker itself when it trains in-trial."""
+    r = spec.resources
+    bundle: dict[str, float] = {"CPU": r.per_trial_cpus()} if r.in_trial else {"CPU": r.driver_cpus}
+    if r.in_trial and r.gpus_per_worker > 0:
+        bundle["GPU"] = r.gpus_per_worker
+    if r.driver_resource:
+        bundle[r.driver_resource] = 1.0
     return tune.PlacementGroupFactory([bundle])
 
 

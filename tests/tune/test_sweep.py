@@ -10,6 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from hdc_ray.results.schema import SCHEMA_VERSION
+from hdc_ray.tune.spec import load_spec
+from hdc_ray.tune.sweep import run_sweep
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -80,8 +82,7 @@ def test_export_rebuilds_the_same_parquet_from_tune(smoke_sweep, tmp_path: Path)
 
 
 def test_a_second_sweep_of_the_same_name_needs_resume(smoke_sweep) -> None:  # type: ignore[no-untyped-def]
-    from hdc_ray.tune.spec import SpecError, load_spec
-    from hdc_ray.tune.sweep import run_sweep
+    from hdc_ray.tune.spec import SpecError
 
     with pytest.raises(SpecError, match="--resume"):
         run_sweep(load_spec("smoke"), results=str(smoke_sweep.folder.parent), name="smoke_test")
@@ -102,3 +103,14 @@ def test_report_on_the_smoke_sweep_writes_every_plot(smoke_sweep, tmp_path: Path
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
         assert f"]({png.name})" in markdown
     assert (out / "report.html").is_file()
+
+
+def test_the_ray_train_launcher_still_runs_one_worker_trials(ray_session: None, tmp_path: Path) -> None:
+    """resources.launcher=train keeps the DDP code path (Train controller + worker group) for one worker."""
+    spec = load_spec("smoke", ["search.trials=1", "resources.launcher=train"])
+    assert not spec.resources.in_trial
+    folder, grid = run_sweep(spec, results=str(tmp_path), name="via_train")
+    assert grid[0].error is None
+    row = pd.read_parquet(f"{folder}/trials.parquet").iloc[0]
+    assert row["status"] == "completed" and "/train/" in row["checkpoint_path"]  # Train's own run folder
+    assert (Path(folder) / "train").is_dir()
