@@ -124,7 +124,7 @@ class Report:
             ratio = "" if t.get("vs_hdc") is None else f"{t['vs_hdc']:.2f}"
             lines.append(f"| {t['config']} | {t['precision']} | {t['method']} | {t['ms_step']:.1f} | {t['batch_ms']:.1f} | {t['img_s']:.1f} | {peak} | {ratio} |")
         lines += ["", "| check | status | detail |", "| --- | --- | --- |"]
-        lines += [f"| {c['check']} | {c['status']} | {c['detail']} |" for c in self.checks]
+        lines += [f"| {c['check']} | {c['status']} | {c['detail'].replace('|', '/')} |" for c in self.checks]
         return "\n".join(lines) + "\n"
 
     def write(self) -> None:
@@ -247,7 +247,7 @@ def agreement(reference: list[float], other: list[float], k: int, rtol: float, a
     worst = max(abs(b - a) / max(abs(a), 1e-12) for a, b in pairs)
     ok = finite and all(abs(b - a) <= atol + rtol * abs(a) for a, b in pairs)
     shown = ", ".join(f"{a:.4f}/{b:.4f}" for a, b in pairs)
-    return ok, f"first {len(pairs)} steps, max rel diff {worst:.2%} (tol {atol:g} + {rtol:g} x |ref|); losses {shown}"
+    return ok, f"first {len(pairs)} steps, max rel diff {worst:.2%} (tol {atol:g} + {rtol:g} x abs(ref)); losses {shown}"
 
 
 def bench_config(report: Report, budget: Budget, cfg: Config, sz: Sizes, device: torch.device, precisions: tuple[str, ...]) -> None:
@@ -394,7 +394,7 @@ def resume_check(report: Report, cfg: Config, sz: Sizes, device: torch.device) -
     rtol = SAME_RTOL[device.type]
     ok = len(a) == len(b) == 2 and all(abs(x - y) <= rtol * abs(y) for x, y in zip(a, b, strict=True))
     shown = ", ".join(f"{x:.5f}/{y:.5f}" for x, y in zip(a, b, strict=True))
-    report.check(f"run_local bf16 on {device.type}, resumed vs straight", verdict(ok), f"train_loss per epoch resumed/straight {shown} (tol {rtol:g} x |ref|); test_dice_fg {resumed.test['test_dice_fg']:.3f}/{full.test['test_dice_fg']:.3f}")
+    report.check(f"run_local bf16 on {device.type}, resumed vs straight", verdict(ok), f"train_loss per epoch resumed/straight {shown} (tol {rtol:g} x abs(ref)); test_dice_fg {resumed.test['test_dice_fg']:.3f}/{full.test['test_dice_fg']:.3f}")
 
 
 # ------------------------------------------------------------------------------------------------- fp16
