@@ -26,4 +26,6 @@ def image_seeds(base: tuple[int, ...], positions: range | list[int], stream: int
 
 
 def generators(seeds: torch.Tensor, device: torch.device | str = "cpu") -> list[torch.Generator]:
-    return [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
+    # tolist(): one copy to the host; DDP moves the forward's noise seeds to the GPU, where int() per element
+    # would synchronise once per image.
+    return [torch.Generator(device=device).manual_seed(s) for s in seeds.tolist()]

@@ -34,9 +34,15 @@ def random_affine(gens: list[torch.Generator], rotate_deg: float, scale: float, 
 
 
 def warp(x: Tensor, theta: Tensor, mode: str = "bilinear") -> Tensor:
-    """Warp (B, C, H, W) by (B, 2, 3); outside the source image is 0."""
-    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
+    """Warp (B, C, H, W) by (B, 2, 3); outside the source image is 0. Returns ``x``'s dtype.
+
+    The sampling grid is float32 even for half-precision ``x`` under autocast: a bfloat16 grid (8
+    significant bits) misplaces samples by up to ~1 px at 224 px, so the teacher's warped pseudo-labels
+    and features would no longer line up with the strong view and its ``valid`` mask (built in float32).
+    """
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        grid = F.affine_grid(theta.to(x.device, torch.float32), list(x.shape), align_corners=False)
+        return F.grid_sample(x.float(), grid, mode=mode, padding_mode="zeros", align_corners=False).to(x.dtype)
 
 
 def warp_mask(mask: Tensor, theta: Tensor) -> Tensor:

@@ -60,9 +60,18 @@ def mean_over_ranks(values: dict[str, float]) -> dict[str, float]:
     if not (torch_dist.is_available() and torch_dist.is_initialized()):
         return values
     keys = sorted(values)
-    t = torch.tensor([values[k] for k in keys], dtype=torch.float64)
+    t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=collective_device())
     torch_dist.all_reduce(t)
     return {k: float(v) / torch_dist.get_world_size() for k, v in zip(keys, t, strict=True)}
+
+
+def collective_device() -> torch.device:
+    """Where a tensor for a collective must live: NCCL reduces CUDA tensors only (a CPU tensor fails with
+    "No backend type associated with device type cpu"), gloo reduces CPU tensors. Ray Train sets each
+    worker's current CUDA device before the loop starts."""
+    if torch_dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def _gather(cases: list[dict[str, float]]) -> list[dict[str, float]]:
