@@ -91,6 +91,9 @@ class ResultsWriter:
         table = self._tables[name]
         return dataset.read_table(self.filesystem, table.folder, table.layout, columns)
 
+    def schema(self, name: str) -> pa.Schema:
+        return self._tables[name].schema
+
     def _open(self, name: str, schema: pa.Schema, overwrite: bool) -> _Table:
         folder = f"{self.folder}/{name}"
         if overwrite and dataset.exists(self.filesystem, folder):
