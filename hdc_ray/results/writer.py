@@ -37,6 +37,7 @@ class _Table:
     layout: Layout
     parts: list[Part]
     pending: dict[Any, dict[str, Any]] = field(default_factory=dict)  # key -> the row last put since the flush
+    recent: dict[str, pa.Table] = field(default_factory=dict)  # the one-flush parts not merged yet, kept for the merge
 
     @property
     def next_seq(self) -> int:
@@ -72,8 +73,10 @@ class ResultsWriter:
         """Append the rows put since the last flush (one part per table that has any); nothing else is rewritten."""
         for table in self._tables.values():
             if table.pending:
-                seq = table.next_seq
-                table.parts.append(dataset.write_part(self.filesystem, table.folder, to_table(list(table.pending.values()), table.schema), seq, seq))
+                seq, rows = table.next_seq, to_table(list(table.pending.values()), table.schema)
+                part = dataset.write_part(self.filesystem, table.folder, rows, seq, seq)
+                table.parts.append(part)
+                table.recent[part.path] = rows
                 table.pending.clear()
                 self._merge_small_parts(table)
 
@@ -84,6 +87,7 @@ class ResultsWriter:
         for name, table in self._tables.items():
             stats[name] = dataset.compact(self.filesystem, table.folder, table.layout)
             table.parts = dataset.list_parts(self.filesystem, table.folder)
+            table.recent.clear()
         return stats
 
     def read(self, name: str, columns: list[str] | None = None) -> pa.Table:
@@ -118,11 +122,13 @@ class ResultsWriter:
         while len(table.parts) >= MERGE_FANOUT and len({_level(p) for p in table.parts[-MERGE_FANOUT:]}) == 1:
             run = table.parts[-MERGE_FANOUT:]
             try:
-                merged = dataset.merge(self.filesystem, table.folder, run, table.layout)
+                merged = dataset.merge(self.filesystem, table.folder, run, table.layout, table.recent)
             except FileNotFoundError:  # `hdc-ray compact` ran meanwhile and merged these parts already
                 table.parts = dataset.list_parts(self.filesystem, table.folder)
+                table.recent.clear()
                 return
             table.parts[-MERGE_FANOUT:] = [merged]
+            table.recent.clear()  # at most MERGE_FANOUT small tables are ever kept
 
 
 def _level(part: Part) -> int:

@@ -183,5 +183,5 @@ def test_overwrite_starts_both_tables_empty(tmp_path: Path) -> None:
 
 
 def test_compacting_a_folder_without_results_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="no trials.parquet"):
+    with pytest.raises(FileNotFoundError, match=r"no trials\.parquet"):
         dataset.compact_sweep(str(tmp_path))
