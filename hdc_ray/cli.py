@@ -7,6 +7,7 @@
     hdc-ray sweep smoke --results results                # Ray Tune + Optuna, Parquet results
     hdc-ray report results                               # Markdown/HTML report with plots
     hdc-ray export ~/ray_results/my-sweep                # rebuild Parquet from a Tune experiment
+    hdc-ray compact results/my-sweep                     # one Parquet file per table (done at a sweep's end)
 
 Heavy imports (torch, ray) happen inside the commands, so ``--help`` and ``validate`` are instant.
 """
@@ -61,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("experiment", help="the Tune experiment folder (RESULTS/NAME/tune or any storage path)")
     p.add_argument("--out", default=None, help="where to write the Parquet files (default: next to the experiment)")
     p.add_argument("--spec", default=None, help="the sweep's spec (default: spec.yaml next to the experiment)")
+
+    p = sub.add_parser("compact", help="rewrite a sweep's trials/history Parquet folders as one file each")
+    p.add_argument("folder", help="the sweep's results folder (RESULTS/NAME)")
 
     sub.add_parser("list", help="list the packaged configs and the shipped search-space specs")
     return parser
@@ -139,6 +143,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compact(args: argparse.Namespace) -> int:
+    from hdc_ray.results.dataset import compact_sweep
+
+    for name, stats in compact_sweep(args.folder).items():
+        print(f"{name}: {stats.parts_before} -> {stats.parts_after} part(s), {stats.rows_before} -> {stats.rows_after} rows, {stats.bytes_after / 1e6:.1f} MB")
+    return 0
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from hdc_ray.config import packaged_config_names
     from hdc_ray.tune.spec import shipped_spec_names
@@ -154,6 +166,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "sweep": _cmd_sweep,
     "report": _cmd_report,
     "export": _cmd_export,
+    "compact": _cmd_compact,
     "list": _cmd_list,
 }
 

@@ -1,7 +1,9 @@
 """Read sweeps from their Parquet files (docs/results-schema.md) into tidy DataFrames.
 
 ``RESULTS/<sweep>/trials.parquet`` holds one row per trial, ``RESULTS/<sweep>/history.parquet`` one
-row per trial per epoch. Many sweeps are concatenated; ``(sweep, trial_id)`` identifies a trial.
+row per trial per epoch: each a folder of part files (the last row of a trial, or of a trial's epoch,
+wins) or, from an earlier hdc-ray, a single file. Many sweeps are concatenated; ``(sweep, trial_id)``
+identifies a trial.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ import pandas as pd
 import pyarrow.fs as pafs
 
 from hdc_ray.analysis.tables import AnalysisError
+from hdc_ray.results import dataset
 from hdc_ray.results.columns import FINISHED_STATUSES, SCHEMA_VERSION, STATUSES
+from hdc_ray.results.dataset import HISTORY_FILE, TRIALS_FILE
 
-TRIALS_FILE = "trials.parquet"
-HISTORY_FILE = "history.parquet"
 REQUIRED_TRIAL_COLUMNS = ("trial_id", "status", "method", "label_ratio", "seed")
 
 
@@ -82,7 +84,8 @@ def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
 
 
 def _is_file(fs: pafs.FileSystem, path: str) -> bool:
-    return fs.get_file_info(path).type == pafs.FileType.File
+    """A table: a part folder or a single file."""
+    return dataset.exists(fs, path)
 
 
 def _sweep_folders(fs: pafs.FileSystem, root: str, shown: str, sweeps: Sequence[str] | None) -> dict[str, str]:
@@ -115,7 +118,8 @@ def _sweep_folders(fs: pafs.FileSystem, root: str, shown: str, sweeps: Sequence[
 
 def _read_parquet(fs: pafs.FileSystem, path: str) -> pd.DataFrame:
     try:
-        return pd.read_parquet(path, filesystem=fs)
+        table = dataset.read_table(fs, path, dataset.LAYOUTS[path.rpartition("/")[2]])
+        return table.to_pandas()
     except Exception as exc:  # pyarrow raises several types for unreadable files
         raise AnalysisError(f"cannot read '{path}': {exc}") from exc
 

@@ -1,41 +1,76 @@
 """A Tune callback that writes every trial and every epoch to Parquet as the sweep runs, and prints progress.
 
 It lives in the Tune driver: trial workers never touch the files, so there is one writer and no locking.
-Tune pickles it with the experiment, so ``Tuner.restore`` brings it back; ``setup`` then reloads the
-rows already on disk and a resumed sweep keeps them.
+Tune pickles it with the experiment, so ``Tuner.restore`` brings it back; the writer then appends after
+the rows already on disk, and the callback reloads only the statuses and scores of the trials there.
+Each flush writes only the rows since the previous one; the end of the experiment compacts the tables.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from ray import tune
 
 from hdc_ray.results.columns import FINISHED_STATUSES
 from hdc_ray.results.rows import error_line, final_status, history_row, trial_row
 from hdc_ray.results.schema import history_schema, trials_schema
-from hdc_ray.results.writer import ResultsWriter
+from hdc_ray.results.writer import HISTORY_FILE, TRIALS_FILE, ResultsWriter
 from hdc_ray.tune.spec import Spec, trial_params
 
 FLUSH_EVERY_S = 5.0  # epoch rows are flushed at most this often; trial state changes always flush
 
 
+@dataclass
+class _Live:
+    """What a running trial's next trial row needs: its last report, not every report."""
+
+    started_at: datetime
+    cfg: Any = None  # the trial's full config, built once (it reads the base YAML)
+    last: dict[str, Any] | None = None
+    checkpoint_path: str | None = None
+    timing: dict[int, tuple[float, float]] = field(default_factory=dict)  # epoch -> (epoch_time_s, images_per_s)
+
+    def add(self, result: dict[str, Any]) -> None:
+        self.last = result
+        self.checkpoint_path = result.get("checkpoint_path") or self.checkpoint_path
+        if result.get("epoch_time_s") is not None:
+            self.timing[int(result.get("epoch", 0))] = (result["epoch_time_s"], result.get("images_per_s") or 0.0)
+
+    def results(self) -> list[dict[str, Any]]:
+        return [] if self.last is None else [{**self.last, "checkpoint_path": self.checkpoint_path}]
+
+    def epochs(self) -> list[dict[str, Any]]:
+        return [{"epoch": e, "epoch_time_s": t, "images_per_s": i} for e, (t, i) in sorted(self.timing.items())]
+
+
 class ParquetCallback(tune.Callback):
-    def __init__(self, spec: Spec, sweep: str, folder: str) -> None:
-        self.spec, self.sweep, self.folder = spec, sweep, folder
+    """Memory per trial: a status and a score for every trial, plus the last report of each running one.
+
+    ``verbose``: print one line per reported epoch (off by default: thousands of trials make it noise).
+    """
+
+    def __init__(self, spec: Spec, sweep: str, folder: str, verbose: bool = False) -> None:
+        self.spec, self.sweep, self.folder, self.verbose = spec, sweep, folder, verbose
         self._writer: ResultsWriter | None = None
-        self._results: dict[str, list[dict[str, Any]]] = {}
-        self._started: dict[str, datetime] = {}
+        self._live: dict[str, _Live] = {}  # running trials only: dropped when a trial ends
+        self._status: dict[str, str] = {}
+        self._scores: dict[str, float] = {}  # the objective of each trial that has one and did not fail
+        self._best: str | None = None  # the trial with the best score
         self._last_flush = 0.0
         self._epochs = 0  # the base config's epochs, set with the writer
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"spec": self.spec, "sweep": self.sweep, "folder": self.folder}  # rows live in the files
+        return {"spec": self.spec, "sweep": self.sweep, "folder": self.folder, "verbose": self.verbose}  # rows live in the files
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["spec"], state["sweep"], state["folder"])  # type: ignore[misc]
+        self.__init__(state["spec"], state["sweep"], state["folder"], state.get("verbose", False))  # type: ignore[misc]
 
     @property
     def writer(self) -> ResultsWriter:
@@ -43,27 +78,27 @@ class ParquetCallback(tune.Callback):
             base = self.spec.base_config()  # reads the base YAML: once per driver, not per report
             self._writer = ResultsWriter(self.folder, trials_schema(base), history_schema(base))
             self._epochs = base.train.epochs
+            self._load_previous_rows()
         return self._writer
 
     def setup(self, *args: Any, **info: Any) -> None:
-        self.writer.flush()  # the files exist (possibly empty) from the first second of a sweep
+        self.writer.flush()  # the tables exist (possibly empty) from the first second of a sweep
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        old = self.writer.trials.get(trial.trial_id, {})
-        self._started.setdefault(trial.trial_id, old.get("started_at") or datetime.now(UTC))
-        self._put(trial, "running")
-        self.writer.flush()
+        self._live_of(trial.trial_id)
+        self._put(trial, "running")  # flushed with the next epochs: a start lost with the driver is redone on resume
 
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any) -> None:
-        self._results.setdefault(trial.trial_id, []).append(result)
+        self._live_of(trial.trial_id).add(result)
         self.writer.put_epoch(history_row(self.sweep, trial.trial_id, result))
-        print(_epoch_line(trial.trial_id, result, self._epochs), flush=True)
+        if self.verbose:
+            print(_epoch_line(trial.trial_id, result, self._epochs), flush=True)
         if time.monotonic() - self._last_flush > FLUSH_EVERY_S:
             self._put(trial, "running")
             self._flush()
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._put(trial, final_status(self._results.get(trial.trial_id, [])), finished=True)
+        self._put(trial, final_status(self._live_of(trial.trial_id).results()), finished=True)
         self._flush()
         print(self._progress(), flush=True)
 
@@ -74,33 +109,65 @@ class ParquetCallback(tune.Callback):
         print(f"trial {trial.trial_id} FAILED: {error}", flush=True)
         print(self._progress(), flush=True)
 
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        self.writer.compact()  # one part per table, each row once: what a finished sweep hands to its readers
+
+    def _live_of(self, trial_id: str) -> _Live:
+        return self._live.setdefault(trial_id, _Live(datetime.now(UTC)))
+
     def _put(self, trial: Any, status: str, *, finished: bool = False, error: str | None = None) -> None:
         params = trial_params(self.spec, trial.config)
-        self.writer.put_trial(trial_row(
-            self.sweep, trial.trial_id, self.spec.trial_config(params), status=status, results=self._results.get(trial.trial_id, []),
-            variant=params.get("variant"), error=error, started_at=self._started.get(trial.trial_id),
-            finished_at=datetime.now(UTC) if finished else None, epochs=self._epochs_of(trial.trial_id),
-            checkpoint_path=getattr(getattr(trial, "checkpoint", None), "path", None),
-        ))  # fmt: skip
+        live = self._live_of(trial.trial_id)
+        live.cfg = live.cfg or self.spec.trial_config(params)
+        row = trial_row(
+            self.sweep, trial.trial_id, live.cfg, status=status, results=live.results(),
+            variant=params.get("variant"), error=error, started_at=live.started_at,
+            finished_at=datetime.now(UTC) if finished else None, epochs=live.epochs(),
+            checkpoint_path=getattr(getattr(trial, "checkpoint", None), "path", None),  # in-trial runs checkpoint via Tune
+        )  # fmt: skip
+        self.writer.put_trial(row)
+        self._track(trial.trial_id, status, row.get(self.spec.objectives[0].metric))
+        if finished:
+            del self._live[trial.trial_id]
 
-    def _epochs_of(self, trial_id: str) -> list[dict[str, Any]]:
-        return [row for (tid, _), row in sorted(self.writer.history.items()) if tid == trial_id]
+    def _track(self, trial_id: str, status: str, score: float | None) -> None:
+        """Status counts and the best trial, updated per row instead of recomputed over every trial."""
+        self._status[trial_id] = status
+        better = max if self.spec.objectives[0].mode == "max" else min
+        if status == "failed" or score is None:
+            if self._scores.pop(trial_id, None) is not None and self._best == trial_id:  # rare: rescan
+                self._best = better(self._scores, key=self._scores.__getitem__, default=None)
+            return
+        self._scores[trial_id] = score
+        if self._best is None or better(score, self._scores[self._best]) == score:
+            self._best = trial_id
+
+    def _load_previous_rows(self) -> None:
+        """A resumed sweep: statuses and scores of the trials on disk, and the state of those still running."""
+        assert self._writer is not None
+        metric = self.spec.objectives[0].metric
+        columns = ["trial_id", "status", "started_at", *([metric] if metric in self._writer.schema(TRIALS_FILE).names else [])]
+        for row in self._writer.read(TRIALS_FILE, columns).to_pylist():
+            self._track(row["trial_id"], row["status"], row.get(metric))
+            if row["status"] == "running":
+                self._live[row["trial_id"]] = _Live(row["started_at"] or datetime.now(UTC))
+        if not self._live:
+            return
+        history = self._writer.read(HISTORY_FILE, ["trial_id", "epoch", "epoch_time_s", "images_per_s"])
+        for row in history.filter(pc.is_in(history["trial_id"], pa.array(list(self._live)))).to_pylist():
+            self._live[row["trial_id"]].add(row)  # the time totals count epochs reported before the restart
+            self._live[row["trial_id"]].last = None  # ... but the trial row's metrics come from new reports
 
     def _flush(self) -> None:
         self.writer.flush()
         self._last_flush = time.monotonic()
 
     def _progress(self) -> str:
-        rows = self.writer.trials.values()
-        done = sum(r["status"] in FINISHED_STATUSES for r in rows)
-        failed = sum(r["status"] == "failed" for r in rows)
-        running = sum(r["status"] == "running" for r in rows)
+        counts = Counter(self._status.values())
+        done = sum(counts[s] for s in FINISHED_STATUSES)
         objective = self.spec.objectives[0]
-        column = objective.metric
-        scored = [r for r in rows if r["status"] != "failed" and r.get(column) is not None]
-        best = (max if objective.mode == "max" else min)(scored, key=lambda r: r[column], default=None)
-        shown = f"; best {column} {best[column]:.4f} ({best['trial_id']})" if best else ""
-        return f"[{self.sweep}] {done}/{self.spec.n_trials()} trials done, {running} running, {failed} failed{shown}"
+        shown = f"; best {objective.metric} {self._scores[self._best]:.4f} ({self._best})" if self._best is not None else ""
+        return f"[{self.sweep}] {done}/{self.spec.n_trials()} trials done, {counts['running']} running, {counts['failed']} failed{shown}"
 
 
 def _epoch_line(trial_id: str, result: dict[str, Any], epochs: int) -> str:

@@ -21,7 +21,7 @@ _STATUS = {"TERMINATED": None, "ERROR": "failed", "RUNNING": "running", "PENDING
 
 
 def export_experiment(experiment: str | Path, out: str | Path, spec: Spec | None = None, sweep: str | None = None) -> tuple[int, int]:
-    """Write both files under ``out``; returns (trials, epoch rows). ``spec`` defaults to ``spec.yaml`` beside the experiment."""
+    """Write both tables under ``out`` (replacing what is there, compacted); returns (trials, epoch rows). ``spec`` defaults to ``spec.yaml`` beside the experiment."""
     from ray.tune import ExperimentAnalysis
 
     experiment = Path(experiment).expanduser().resolve()
@@ -34,11 +34,11 @@ def export_experiment(experiment: str | Path, out: str | Path, spec: Spec | None
     except (ValueError, FileNotFoundError) as exc:
         raise SpecError(f"{experiment} is not a Tune experiment folder (no experiment_state*.json): {exc}") from exc
     base = spec.base_config()
-    writer = ResultsWriter(str(out), trials_schema(base), history_schema(base))
-    writer.trials.clear()
-    writer.history.clear()
+    writer = ResultsWriter(str(out), trials_schema(base), history_schema(base), overwrite=True)
+    n_epochs = 0
     for trial in analysis.trials:
         results = _results_of(trial)
+        n_epochs += len({int(r.get("epoch", 0)) for r in results})
         for result in results:
             writer.put_epoch(history_row(sweep, trial.trial_id, result))
         params = trial_params(spec, trial.config)
@@ -48,8 +48,8 @@ def export_experiment(experiment: str | Path, out: str | Path, spec: Spec | None
             error=error_line(trial.get_error()) if status == "failed" else None,
             started_at=_started(results), finished_at=_finished(results, status),
         ))  # fmt: skip
-    writer.flush()
-    return len(writer.trials), len(writer.history)
+    writer.compact()
+    return len(analysis.trials), n_epochs
 
 
 def _spec_next_to(experiment: Path) -> Spec:

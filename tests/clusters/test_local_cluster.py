@@ -203,7 +203,7 @@ def _assert_completed_trials(sweep_dir: Path) -> None:
     import pyarrow.parquet as pq
 
     table = sweep_dir / "trials.parquet"
-    assert table.is_file(), f"{table} was not written"
+    assert table.exists(), f"{table} was not written"
     rows = pq.read_table(table).to_pylist()
     assert len(rows) >= 1
     assert sum(1 for r in rows if r.get("status") == "completed") >= 1, [r.get("status") for r in rows]

@@ -27,7 +27,7 @@ def _sweep(results: Path, *extra: str) -> list[str]:
 
 def _completed(results: Path) -> int:
     path = results / "killed" / "trials.parquet"
-    if not path.is_file():
+    if not path.exists():  # a folder of parts, readable while the sweep writes it
         return 0
     return int((pd.read_parquet(path)["status"] == "completed").sum())
 
