@@ -12,11 +12,14 @@ from hdc_ray.tune.sweep import plan_concurrency
 
 
 def test_concurrency_follows_the_cluster_and_the_spec() -> None:
-    spec = load_spec("smoke")  # 0.1 CPU driver + 1 x 0.45 CPU worker per trial; spec asks for 2
+    spec = load_spec("smoke")  # one 0.45 CPU worker per trial, trained inside the trial; spec asks for 2
     assert plan_concurrency(spec, cluster_cpus=4, cluster_gpus=0) == 2
-    assert plan_concurrency(spec, cluster_cpus=0.6, cluster_gpus=0) == 1
+    assert plan_concurrency(spec, cluster_cpus=0.5, cluster_gpus=0) == 1
     many = load_spec("smoke", ["search.concurrency=auto"])
-    assert plan_concurrency(many, cluster_cpus=2, cluster_gpus=0) == 3  # floor(2 / 0.55), capped by 4 trials
+    assert plan_concurrency(many, cluster_cpus=1.5, cluster_gpus=0) == 3  # floor(1.5 / 0.45)
+    assert plan_concurrency(many, cluster_cpus=2, cluster_gpus=0) == 4  # floor(2 / 0.45) = 4 = the spec's trials
+    on_train = load_spec("smoke", ["search.concurrency=auto", "resources.launcher=train"])  # + a 0.1 CPU Train driver
+    assert plan_concurrency(on_train, cluster_cpus=2, cluster_gpus=0) == 3  # floor(2 / 0.55)
 
 
 def test_gpu_trials_are_limited_by_gpus() -> None:
