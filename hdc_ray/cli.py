@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("results", help="results folder holding <sweep>/trials.parquet")
     p.add_argument("--sweep", action="append", default=None, help="only these sweeps (repeatable)")
     p.add_argument("--out", default=None, help="report folder (default: RESULTS/report)")
+    p.add_argument("--target-dice", type=float, default=None, metavar="D", help="also answer: labelled images each method needs to reach Dice D")
 
     p = sub.add_parser("export", help="rebuild trials/history Parquet from a Tune experiment folder")
     p.add_argument("experiment", help="the Tune experiment folder (RESULTS/NAME/tune or any storage path)")
