@@ -129,7 +129,7 @@ class LabelsNeeded:
     def sentence(self) -> str:
         """E.g. ``hdc needs ~23 labelled images to reach test Dice 0.85 (95% interval 18-31; measured)``."""
         goal = f"{metric_label(self.metric)} {self.target:.3g}"
-        curve = f"fitted asymptote {self.a:.3f}" + (" (at its bound 1: the data do not show saturation yet)" if self.a > 0.999 else "")
+        curve = f"fitted asymptote {self.a:.3f}" + (", at its bound 1: no saturation seen yet" if self.a > 0.999 else "")
         if self.where == NEVER:
             return (
                 f"{self.arm} does not reach {goal}: its fitted curve levels off at {self.a:.3f} "
@@ -187,7 +187,9 @@ def labels_needed(
         except AnalysisError as exc:
             rows.append({"arm": str(arm), "metric": metric, "target": target, "where": "not fitted", "skipped": str(exc)})
             continue
-        rows.append({**asdict(res), "extrapolated": res.extrapolated, "reachable": res.reachable, "sentence": res.sentence(), "skipped": ""})
+        rows.append(
+            {**asdict(res), "extrapolated": res.extrapolated, "reachable": res.reachable, "sentence": res.sentence(), "skipped": ""}
+        )
     return pd.DataFrame(rows)
 
 
@@ -199,7 +201,7 @@ def _advise(sub: pd.DataFrame, arm: str, target: float, metric: str, n_boot: int
     seeds = int(sub["seed"].nunique())
     tail = (1 - confidence) / 2
     if len(boot):
-        low, high = (float(v) for v in np.quantile(boot, [tail, 1 - tail]))  # inf sorts last
+        low, high = (float(v) for v in np.quantile(boot, [tail, 1 - tail], method="inverted_cdf"))  # inf sorts last
         reached = float(np.isfinite(boot).mean())
     else:
         low = high = math.nan
@@ -235,9 +237,7 @@ def _where(n_needed: float, lo: float, hi: float) -> str:
     return INSIDE
 
 
-def _bootstrap(
-    sub: pd.DataFrame, metric: str, target: float, n_boot: int, seed: int, start: tuple[float, float, float]
-) -> np.ndarray:
+def _bootstrap(sub: pd.DataFrame, metric: str, target: float, n_boot: int, seed: int, start: tuple[float, float, float]) -> np.ndarray:
     """Labels needed on seed resamples (a seed is a split: its trials at every budget move together).
 
     Resamples whose curve cannot be fitted (fewer distinct budgets drawn) are dropped; with one seed

@@ -252,13 +252,11 @@ def match_interval(
     if not len(valid):
         return MatchInterval(math.nan, math.nan, 0.0, len(seeds), n_boot, confidence)
     tail = (1 - confidence) / 2
-    low, high = np.quantile(valid, [tail, 1 - tail])  # inf (never reached) sorts last
+    low, high = np.quantile(valid, [tail, 1 - tail], method="inverted_cdf")  # inf (never reached) sorts last
     return MatchInterval(float(low), float(high), float(np.isfinite(valid).mean()), len(seeds), n_boot, confidence)
 
 
-def _seed_matrix(
-    done: pd.DataFrame, group: str, arm: str, metric: str, unit: str, seeds: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _seed_matrix(done: pd.DataFrame, group: str, arm: str, metric: str, unit: str, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Budgets of one arm and its (seed, budget) mean scores, NaN where a seed lacks a budget."""
     rows = done[done[group] == arm]
     if rows.empty:

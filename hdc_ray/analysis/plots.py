@@ -68,7 +68,7 @@ def draw_label_budget(
         _budget_axis(ax, curve[budget_unit].to_numpy(float) * scale, budget_unit)
         ax.set_ylabel(metric_label(metric, unit))
         bound_axis(ax, metric)
-        ax.set_title(f"Label budget: {metric_label(metric)} (mean, 95% CI band, dots = seeds)", fontsize=10)
+        ax.set_title(f"{metric_label(metric)}: mean, 95% CI band, dots = seeds", fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     return fig
@@ -102,17 +102,22 @@ def draw_labels_needed(
         ax.scatter(rows["n_labeled"], rows[metric], s=14, alpha=0.55, color=colour, zorder=2)
         inside = np.geomspace(r.min_measured, r.max_measured, 100)
         beyond = np.geomspace(r.max_measured, right * 1.3, 50)
-        ax.plot(inside, power_law(inside, r.a, r.b, r.c), color=colour, label=f"{r.arm}: {r.a:.2f} - {r.b:.2f} n^-{r.c:.2f}")
+        needed = "never" if not np.isfinite(r.n_needed) else f"~{r.n_needed:.0f}"
+        fit = f"{r.a:.2f} - {r.b:.2f} n^-{r.c:.2f}"
+        ax.plot(inside, power_law(inside, r.a, r.b, r.c), color=colour, label=f"{r.arm}: needs {needed} ({fit})")
         ax.plot(beyond, power_law(beyond, r.a, r.b, r.c), color=colour, linestyle="--")
         if np.isfinite(r.n_needed) and r.n_needed <= right * 1.3:
             ax.plot([r.n_needed], [target], marker="v", markersize=9, color=colour, zorder=4)
     ax.axhline(target, color="black", linewidth=1, linestyle=":", label=f"target {target:.3g}")
     ax.set_xscale("log")
+    ticks = np.unique(trials["n_labeled"].to_numpy(float))  # the measured budgets; answers are in the legend
+    ax.xaxis.set_major_locator(FixedLocator(ticks[ticks > 0].tolist()))
+    ax.xaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0f}"))
-    ax.set_xlabel("labelled images (log scale; dashed = extrapolated beyond the largest measured budget)")
+    ax.set_xlabel("labelled images (log scale; dashed = extrapolated)")
     ax.set_ylabel(metric_label(metric))
     bound_axis(ax, metric)
-    ax.set_title("Budget advisor: fitted learning curves, ▼ = labels needed", fontsize=10)
+    ax.set_title("Fitted learning curves; ▼ = labelled images needed for the target", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig

@@ -110,16 +110,21 @@ def _default_out(results: str) -> Path:
 
 
 def build_report(
-    results: Results, out_dir: str | Path, *, metric: str | None = None, target_dice: float | None = None
+    results: Results,
+    out_dir: str | Path,
+    *,
+    metric: str | None = None,
+    target_dice: float | None = None,
+    n_boot: int = N_BOOT,
 ) -> Report:
     """Analyse ``results`` and write ``report.md``, ``report.html`` and the PNGs into ``out_dir``.
 
     ``target_dice``: also answer "how many labelled images to reach this Dice?" per arm (the budget
-    advisor, :func:`labels_needed`).
+    advisor, :func:`labels_needed`). ``n_boot``: seed resamples behind every interval.
     """
     if target_dice is not None and not 0 < target_dice < 1:
         raise AnalysisError(f"--target-dice {target_dice} must lie between 0 and 1")
-    ctx = _Context.create(results, Path(out_dir), metric, target_dice)
+    ctx = _Context.create(results, Path(out_dir), metric, target_dice, n_boot)
     doc = Document("hdc-ray sweep report")
     _answer(doc, ctx)
     _intro(doc, ctx)
@@ -154,6 +159,7 @@ class _Context:
     unit: str | None
     colours: dict[str, tuple[float, ...]]
     target: float | None = None
+    n_boot: int = N_BOOT
     notes: list[str] = field(default_factory=list)
     plots: dict[str, Path] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
@@ -163,7 +169,7 @@ class _Context:
     advice: pd.DataFrame | None = None
 
     @classmethod
-    def create(cls, results: Results, out: Path, metric: str | None, target: float | None = None) -> _Context:
+    def create(cls, results: Results, out: Path, metric: str | None, target: float | None = None, n_boot: int = N_BOOT) -> _Context:
         notes: list[str] = []
         metric = metric or _pick_metric(results.trials, notes)
         done = with_arm(require_metric(results.trials, metric))
@@ -173,7 +179,7 @@ class _Context:
         done["group"] = (done["task"] + ": " + done["arm"]) if many_tasks else done["arm"]
         out.mkdir(parents=True, exist_ok=True)
         colours = plots.arm_colours(done["group"].astype(str))
-        return cls(results, out, metric, select, done, distance_unit(done), colours, target, notes)
+        return cls(results, out, metric, select, done, distance_unit(done), colours, target, n_boot, notes)
 
     @property
     def budget(self) -> str:
@@ -238,9 +244,7 @@ def _answer(doc: Document, ctx: _Context) -> None:
         ctx.answer_lines = [f"No answer from these results: {exc}."]
     if ctx.target is not None:
         try:
-            ctx.advice = labels_needed(
-                ctx.done, ctx.target, ctx.metric, arm_col="group", n_boot=N_BOOT, seed=0
-            )
+            ctx.advice = labels_needed(ctx.done, ctx.target, ctx.metric, arm_col="group", n_boot=ctx.n_boot, seed=0)
             ctx.answer_lines += _advice_lines(ctx.advice)
         except AnalysisError as exc:
             ctx.answer_lines.append(f"Labels needed for {metric_label(ctx.metric)} {ctx.target:.3g}: not answered: {exc}.")
@@ -288,24 +292,26 @@ def _headline(done: pd.DataFrame, curve: pd.DataFrame, method: str, ctx: _Contex
     ]
     results = [labels_saved(curve, method, b, BASELINE) for b in budgets]
     chosen = next((r for r in results if r.reached and not r.note), None)
+    seeds = int(done["seed"].nunique())
+    caveat = "" if seeds > 1 else f" ({_interval_words(MatchInterval(math.nan, math.nan, math.nan, seeds, 0, 0.95), 0, unit)})"
     if chosen is None:
         never = next((r for r in results if not r.reached and not math.isnan(r.target)), None)
         if never is not None:
             return (
                 f"{method} with {_labelled(never.reference_budget, unit)} reaches {ctx.label} {never.target:.3f}, "
-                f"which supervised does not reach at any measured budget: {never.note}."
+                f"which supervised does not reach at any measured budget: {never.note}{caveat}."
             )
         r = results[0]
         return (
             f"{method} saves no labels at the measured budgets: supervised already matches its {ctx.label} at "
-            f"each of them ({method} with {_labelled(r.reference_budget, unit)}: {_num(r.target)})."
+            f"each of them ({method} with {_labelled(r.reference_budget, unit)}: {_num(r.target)}){caveat}."
         )
     b, b_sup = chosen.reference_budget, chosen.budget
     head = (
-        f"**{method} with {_labelled(b, unit)} reaches the {ctx.label} ({chosen.target:.3f}) that supervised "
+        f"**{method} with {_labelled(b, unit)} reaches a {ctx.label} of {chosen.target:.3f}, which supervised "
         f"reaches with {_labelled(b_sup, unit)}: {b / b_sup - 1:+.0%} annotation**"
     )
-    interval = match_interval(done, ctx.metric, method, b, BASELINE, n_boot=N_BOOT, seed=0)
+    interval = match_interval(done, ctx.metric, method, b, BASELINE, n_boot=ctx.n_boot, seed=0)
     return f"{head} ({_interval_words(interval, b, unit)})."
 
 
@@ -342,7 +348,8 @@ def _advice_lines(advice: pd.DataFrame) -> list[str]:
 
 def _advisor_section(doc: Document, ctx: _Context) -> None:
     if ctx.target is None:
-        raise AnalysisError("pass `--target-dice 0.85` (any Dice) to ask how many labelled images each method needs to reach it")
+        doc.paragraph("Not asked: pass `--target-dice 0.85` (any Dice) to get how many labelled images each method needs to reach it.")
+        return
     if ctx.advice is None:
         raise AnalysisError("; ".join(line for line in ctx.answer_lines if "not answered" in line) or "no advice")
     fitted = ctx.advice[ctx.advice["where"] != "not fitted"]
@@ -354,7 +361,7 @@ def _advisor_section(doc: Document, ctx: _Context) -> None:
     doc.paragraph(
         f"Per arm, `{ctx.metric}` of every finished trial is fitted with the saturating learning curve "
         "`a - b * n^(-c)` (n = labelled images, a <= 1 the asymptote) and solved for the target; the interval "
-        f"resamples seeds (= splits) {N_BOOT} times. Answers beyond the largest measured budget are "
+        f"resamples seeds (= splits) {ctx.n_boot} times. Answers beyond the largest measured budget are "
         "EXTRAPOLATED from the fitted curve, not measured; when the fitted asymptote is below the target, more "
         "labels alone are not expected to reach it."
     )
@@ -392,10 +399,10 @@ def _intro(doc: Document, ctx: _Context) -> None:
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC."
     )
     doc.paragraph(
-        f"Selection: everything called \"best\" (trial, settings, per budget) is chosen on the validation "
+        f'Selection: everything called "best" (trial, settings, per budget) is chosen on the validation '
         f"metric `{ctx.select}` and reported on `{ctx.metric}`; the test split never chooses anything."
         if ctx.select != ctx.metric
-        else f"Selection: \"best\" is chosen on `{ctx.select}`, the metric reported."
+        else f'Selection: "best" is chosen on `{ctx.select}`, the metric reported.'
     )
     counts = r.status_counts()
     running, failed = int(counts["running"].sum()), int(counts["failed"].sum())
@@ -627,7 +634,9 @@ def _pareto_section(doc: Document, ctx: _Context) -> None:
     sel = ctx.select  # the front is chosen on validation, like every "best"; test is reported
     objectives = {sel: metric_direction(sel), other: "min"}
     table = pareto_front(ctx.done, objectives, keep_all=True)
-    src = ctx.plot("pareto", lambda p: plots.plot_pareto(table, other, sel, objectives, p, group="group", unit=ctx.unit, colours=ctx.colours))
+    src = ctx.plot(
+        "pareto", lambda p: plots.plot_pareto(table, other, sel, objectives, p, group="group", unit=ctx.unit, colours=ctx.colours)
+    )
     doc.image("Pareto front", src)
     front = table[table["on_front"]].sort_values(sel, ascending=objectives[sel] == "min")
     doc.paragraph(
@@ -695,12 +704,11 @@ def _notes(doc: Document, ctx: _Context) -> None:
         [
             "Only trials with status `completed` or `early_stopped` are analysed; `running` and `failed` trials are counted above.",
             f"Confidence intervals: Student-t 95% over seeds (or over pairs for ablations); a cell with one seed says '{NO_CI}'.",
-            f"Selection: 'best' trials, settings and Pareto fronts are chosen on `{ctx.select}` and reported "
-            f"with `{ctx.metric}`.",
+            f"Selection: 'best' trials, settings and Pareto fronts are chosen on `{ctx.select}` and reported with `{ctx.metric}`.",
             f"Budgets are {_unit_words(ctx.budget)}s. Labels saved: the smallest budget at which a method's mean "
             "curve (linear between measured budgets, never extrapolated) reaches the other arm's mean score at a "
             "reference budget; saved = 1 - that budget / the reference budget. The interval in the answer "
-            f"resamples seeds (= splits, shared by both arms) {N_BOOT} times and redoes the same computation.",
+            f"resamples seeds (= splits, shared by both arms) {ctx.n_boot} times and redoes the same computation.",
             "Ablations pair each variant with full HDC on the same seed and split (`seed`, "
             "`split_hash`); the difference is variant minus HDC.",
             f"Distances (HD95, ASD) are in {ctx.unit or 'the units the sweep recorded'}.",
