@@ -219,9 +219,9 @@ def _selection_metric(metric: str, done: pd.DataFrame, notes: list[str]) -> str:
     number optimistic; when no validation value exists the report metric itself is used, and said so.
     """
     val = "val_" + metric.removeprefix("test_") if metric.startswith("test_") else metric
-    if val in done.columns and done[val].notna().all():
+    if val in done.columns and done[val].notna().any():
         return val
-    notes.append(f"No `{val}` for every finished trial: 'best' is chosen on `{metric}` itself, so best scores are optimistic.")
+    notes.append(f"No finished trial has `{val}`: 'best' is chosen on `{metric}` itself, so best scores are optimistic.")
     return metric
 
 
@@ -325,7 +325,7 @@ def _labelled(budget: float, unit: str) -> str:
 def _interval_words(iv: MatchInterval, budget: float, unit: str) -> str:
     if iv.n_seeds < 2 or math.isnan(iv.low):
         return f"{iv.n_seeds} seed (split) only, so no interval: run 2 or more seeds to see how much this varies"
-    pct = f"{iv.confidence:.0%} bootstrap interval over {iv.n_seeds} seeds"
+    pct = f"{iv.confidence:.0%} bootstrap interval over {iv.n_seeds} seeds" + (", rough with so few" if iv.n_seeds < 5 else "")
     if math.isinf(iv.high):
         return (
             f"{pct}: supervised needs {fmt_budget(iv.low, unit)} to more than it was measured with "
@@ -706,7 +706,7 @@ def _notes(doc: Document, ctx: _Context) -> None:
             f"Confidence intervals: Student-t 95% over seeds (or over pairs for ablations); a cell with one seed says '{NO_CI}'.",
             f"Selection: 'best' trials, settings and Pareto fronts are chosen on `{ctx.select}` and reported with `{ctx.metric}`.",
             f"Budgets are {_unit_words(ctx.budget)}s. Labels saved: the smallest budget at which a method's mean "
-            "curve (linear between measured budgets, never extrapolated) reaches the other arm's mean score at a "
+            "curve (linear in log budget between measured budgets, never extrapolated) reaches the other arm's mean score at a "
             "reference budget; saved = 1 - that budget / the reference budget. The interval in the answer "
             f"resamples seeds (= splits, shared by both arms) {ctx.n_boot} times and redoes the same computation.",
             "Ablations pair each variant with full HDC on the same seed and split (`seed`, "
