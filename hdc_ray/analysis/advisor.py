@@ -24,6 +24,7 @@ from hdc_ray.analysis.budget import budget_column
 from hdc_ray.analysis.tables import AnalysisError, metric_direction, metric_label, require_metric, with_arm
 
 MIN_BUDGETS = 3  # three parameters need three distinct budgets
+ROUGH_SEEDS = 5  # a bootstrap over fewer seeds has only a handful of distinct resamples
 C_BOUNDS = (0.05, 3.0)  # decay exponents seen on learning curves lie well inside (0.1-1 is typical)
 
 INSIDE = "interpolated"  # inside the measured budgets
@@ -113,6 +114,8 @@ class LabelsNeeded:
     where: str
     min_measured: float
     max_measured: float
+    bracket_low: float  # the measured budgets on either side of an interpolated answer (NaN outside)
+    bracket_high: float
     n_seeds: int
     n_boot: int
     reached_share: float
@@ -142,13 +145,13 @@ class LabelsNeeded:
         elif self.where == BELOW:
             flag = f"below the smallest measured budget ({_count(self.min_measured)}), so extrapolated downwards"
         else:
-            flag = f"inside the measured budgets {_count(self.min_measured)}-{_count(self.max_measured)}"
+            flag = f"between the measured budgets {_count(self.bracket_low)} and {_count(self.bracket_high)}"
         return f"{head} ({spread}; {flag}; {curve})"
 
     def _interval(self) -> str:
         if self.n_seeds < 2 or math.isnan(self.low):
             return "1 seed: no interval"
-        share = f"{self.confidence:.0%} interval over {self.n_seeds} seeds"
+        share = f"{self.confidence:.0%} interval over {self.n_seeds} seeds" + (", rough with so few" if self.n_seeds < ROUGH_SEEDS else "")
         if math.isinf(self.high):
             return f"{share}: {_count(self.low)} to never ({1 - self.reached_share:.0%} of resamples never reach it)"
         return f"{share}: {_count(self.low)}-{_count(self.high)}"
@@ -220,11 +223,21 @@ def _advise(sub: pd.DataFrame, arm: str, target: float, metric: str, n_boot: int
         where=_where(n_needed, float(n.min()), float(n.max())),
         min_measured=float(n.min()),
         max_measured=float(n.max()),
+        bracket_low=_bracket(n, n_needed)[0],
+        bracket_high=_bracket(n, n_needed)[1],
         n_seeds=seeds,
         n_boot=len(boot),
         reached_share=reached,
         confidence=confidence,
     )
+
+
+def _bracket(measured: np.ndarray, n_needed: float) -> tuple[float, float]:
+    """The largest measured budget <= ``n_needed`` and the smallest >= it (NaN outside the range)."""
+    below, above = measured[measured <= n_needed], measured[measured >= n_needed]
+    if not len(below) or not len(above):
+        return math.nan, math.nan
+    return float(below.max()), float(above.min())
 
 
 def _where(n_needed: float, lo: float, hi: float) -> str:

@@ -21,6 +21,7 @@ from hdc_ray.analysis.budget import curve_unit
 from hdc_ray.analysis.tables import metric_family, metric_label
 
 DPI = 120
+MIN_BAND_SEEDS = 3  # fewer seeds: dots only, no confidence band
 _KIND_COLOURS = {"reference": "#4c72b0", "ablation": "#dd8452", "baseline": "#8c8c8c"}
 _DIRECTION_WORDS = {"max": "higher is better", "min": "lower is better"}
 
@@ -60,7 +61,8 @@ def draw_label_budget(
             seeds = int(rows["n_seeds"].max())
             label = f"{name} (mean of {seeds} seed{'s' if seeds != 1 else ''})"
             ax.plot(x, rows["mean"], marker="o", color=colours[str(name)], label=label, zorder=3)
-            band = rows[["ci_low", "ci_high"]].notna().all(axis=1).to_numpy()
+            # a t-interval from 2 seeds is ~13x the spread (1 degree of freedom): it would hide the dots
+            band = (rows[["ci_low", "ci_high"]].notna().all(axis=1) & (rows["n_seeds"] >= MIN_BAND_SEEDS)).to_numpy()
             if band.any():
                 ax.fill_between(x[band], rows["ci_low"][band], rows["ci_high"][band], color=colours[str(name)], alpha=0.2, linewidth=0)
         if points is not None and metric in points.columns:
@@ -68,7 +70,7 @@ def draw_label_budget(
         _budget_axis(ax, curve[budget_unit].to_numpy(float) * scale, budget_unit)
         ax.set_ylabel(metric_label(metric, unit))
         bound_axis(ax, metric)
-        ax.set_title(f"{metric_label(metric)}: mean, 95% CI band, dots = seeds", fontsize=10)
+        ax.set_title(f"{metric_label(metric)}: mean, 95% CI band ({MIN_BAND_SEEDS}+ seeds), dots = seeds", fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     return fig

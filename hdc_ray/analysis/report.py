@@ -26,7 +26,7 @@ import pandas as pd
 
 from hdc_ray.analysis import plots
 from hdc_ray.analysis.ablation import ablation_table
-from hdc_ray.analysis.advisor import labels_needed
+from hdc_ray.analysis.advisor import ROUGH_SEEDS, labels_needed
 from hdc_ray.analysis.budget import (
     LabelsSaved,
     MatchInterval,
@@ -325,7 +325,7 @@ def _labelled(budget: float, unit: str) -> str:
 def _interval_words(iv: MatchInterval, budget: float, unit: str) -> str:
     if iv.n_seeds < 2 or math.isnan(iv.low):
         return f"{iv.n_seeds} seed (split) only, so no interval: run 2 or more seeds to see how much this varies"
-    pct = f"{iv.confidence:.0%} bootstrap interval over {iv.n_seeds} seeds" + (", rough with so few" if iv.n_seeds < 5 else "")
+    pct = f"{iv.confidence:.0%} bootstrap interval over {iv.n_seeds} seeds" + (", rough with so few" if iv.n_seeds < ROUGH_SEEDS else "")
     if math.isinf(iv.high):
         return (
             f"{pct}: supervised needs {fmt_budget(iv.low, unit)} to more than it was measured with "

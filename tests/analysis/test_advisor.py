@@ -63,8 +63,8 @@ def test_labels_needed_matches_the_inverse_inside_the_measured_budgets() -> None
     assert row["arm"] == "hdc" and row["where"] == INSIDE and not row["extrapolated"] and row["reachable"]
     assert row["n_needed"] == pytest.approx(truth, rel=0.1)
     assert row["low"] < truth < row["high"] and row["n_seeds"] == 5 and row["n_boot"] == 200
-    assert "hdc needs ~" in row["sentence"] and "inside the measured budgets 4-64" in row["sentence"]
-    assert "95% interval over 5 seeds" in row["sentence"]
+    assert "hdc needs ~" in row["sentence"] and "between the measured budgets 32 and 64" in row["sentence"]
+    assert "95% interval over 5 seeds:" in row["sentence"]
 
 
 def test_target_beyond_the_largest_budget_is_flagged_as_extrapolation() -> None:

@@ -120,8 +120,10 @@ def _answer(md: str) -> str:
 
 
 def test_answer_comes_first_with_the_curve(fake_results: Path, tmp_path: Path) -> None:
-    md = build_report(read_results(fake_results, ["budget"]), tmp_path / "r", n_boot=N_BOOT).markdown.read_text()
+    report = build_report(read_results(fake_results, ["budget"]), tmp_path / "r", n_boot=N_BOOT)
+    md = report.markdown.read_text()
     assert md.index("## Answer") < md.index("## Sweeps")
+    assert "<li><strong>hdc with 5 labelled images reaches" in report.html.read_text()
     answer = _answer(md)
     # hdc@5 = 0.72; supervised 0.70@10 -> 0.78@20 reaches it a quarter of the way in log: 10 * 2**0.25 = 11.9
     assert (
