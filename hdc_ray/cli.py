@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("results", help="results folder holding <sweep>/trials.parquet")
     p.add_argument("--sweep", action="append", default=None, help="only these sweeps (repeatable)")
     p.add_argument("--out", default=None, help="report folder (default: RESULTS/report)")
+    p.add_argument("--target-dice", type=float, default=None, metavar="D", help="also answer: labelled images each method needs to reach Dice D")
 
     p = sub.add_parser("export", help="rebuild trials/history Parquet from a Tune experiment folder")
     p.add_argument("experiment", help="the Tune experiment folder (RESULTS/NAME/tune or any storage path)")
@@ -123,7 +124,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from hdc_ray.analysis.report import report_results
 
     try:
-        report = report_results(args.results, sweeps=args.sweep, out=args.out)
+        report = report_results(args.results, sweeps=args.sweep, out=args.out, target_dice=args.target_dice)
     except OSError as exc:
         print(f"error: cannot write the report: {exc}", file=sys.stderr)
         return 1

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 _CODE = re.compile(r"`([^`]+)`")
+_BOLD = re.compile(r"\*\*([^*]+)\*\*")
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;
 line-height:1.45;color:#222}table{border-collapse:collapse;margin:0.8rem 0;font-size:0.9rem}
 th,td{border:1px solid #ccc;padding:0.25rem 0.5rem;text-align:left}th{background:#f3f3f3}
@@ -25,8 +26,8 @@ class Block(Protocol):
 
 
 def _inline(text: str) -> str:
-    """Escape text for HTML, keeping `code` spans."""
-    return _CODE.sub(r"<code>\1</code>", html.escape(text))
+    """Escape text for HTML, keeping `code` spans and **bold**."""
+    return _BOLD.sub(r"<strong>\1</strong>", _CODE.sub(r"<code>\1</code>", html.escape(text)))
 
 
 @dataclass(frozen=True)

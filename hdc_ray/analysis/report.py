@@ -5,6 +5,11 @@ summary. Works on partial results (running trials are counted, not used) and on 
 
     hdc-ray report results/                      # every sweep under results/, into results/report
     hdc-ray report results/ --sweep budget --out /tmp/budget-report
+    hdc-ray report results/ --target-dice 0.85   # + labels needed per method to reach Dice 0.85
+
+The first lines answer the study's question (how many labelled images a method saves against the
+supervised baseline, with a bootstrap interval over seeds), next to the label-budget curve.
+Everything called "best" is chosen on the validation split and reported on test.
 """
 
 from __future__ import annotations
@@ -19,7 +24,18 @@ import pandas as pd
 
 from hdc_ray.analysis import plots
 from hdc_ray.analysis.ablation import ablation_table
-from hdc_ray.analysis.budget import LabelsSaved, fmt_pct, label_budget_curve, labels_saved
+from hdc_ray.analysis.advisor import ROUGH_SEEDS, labels_needed
+from hdc_ray.analysis.budget import (
+    LabelsSaved,
+    MatchInterval,
+    budget_column,
+    curve_unit,
+    fmt_budget,
+    fmt_pct,
+    label_budget_curve,
+    labels_saved,
+    match_interval,
+)
 from hdc_ray.analysis.curves import learning_curves
 from hdc_ray.analysis.document import Document
 from hdc_ray.analysis.importance import parameter_importance
@@ -44,8 +60,10 @@ REFERENCE = "hdc"  # ablations are paired against this arm
 COST = "train_time_s"
 HISTORY_METRICS = ("val_dice_fg", "train_loss")
 NO_CI = "1 seed — no CI"
+N_BOOT = 1000  # bootstrap resamples of seeds for the intervals
 PLOT_FILES = {
     "label_budget": "label_budget.png",
+    "labels_needed": "labels_needed.png",
     "ablation": "ablation.png",
     "pareto": "pareto.png",
     "importance": "importance.png",
@@ -64,14 +82,14 @@ class Report:
     skipped: dict[str, str] = field(default_factory=dict)  # PLOT_FILES key -> why that section has no figure
 
 
-def report_results(results: str, *, sweeps: list[str] | None = None, out: str | Path | None = None) -> Report:
+def report_results(results: str, *, sweeps: list[str] | None = None, out: str | Path | None = None, target_dice: float | None = None) -> Report:
     """Read the sweeps under ``results`` (a folder or URI) and write their report (default ``RESULTS/report``).
 
     Bad input (missing folder, no finished trials, missing metric, mixed schema versions) raises
     ``AnalysisError`` with a message written for the user.
     """
     loaded = read_results(results, sweeps or None)
-    return build_report(loaded, Path(out) if out else default_report_dir(results))
+    return build_report(loaded, Path(out) if out else default_report_dir(results), target_dice=target_dice)
 
 
 def default_report_dir(results: str) -> Path:
@@ -79,14 +97,29 @@ def default_report_dir(results: str) -> Path:
     return Path("report") if "://" in results and not results.startswith("file://") else Path(results.removeprefix("file://")) / "report"
 
 
-def build_report(results: Results, out_dir: str | Path, *, metric: str | None = None) -> Report:
-    """Analyse ``results`` and write ``report.md``, ``report.html`` and the PNGs into ``out_dir``."""
-    ctx = _Context.create(results, Path(out_dir), metric)
+def build_report(
+    results: Results,
+    out_dir: str | Path,
+    *,
+    metric: str | None = None,
+    target_dice: float | None = None,
+    n_boot: int = N_BOOT,
+) -> Report:
+    """Analyse ``results`` and write ``report.md``, ``report.html`` and the PNGs into ``out_dir``.
+
+    ``target_dice``: also answer "how many labelled images to reach this Dice?" per arm (the budget
+    advisor, :func:`labels_needed`). ``n_boot``: seed resamples behind every interval.
+    """
+    if target_dice is not None and not 0 < target_dice < 1:
+        raise AnalysisError(f"--target-dice {target_dice} must lie between 0 and 1")
+    ctx = _Context.create(results, Path(out_dir), metric, target_dice, n_boot)
     doc = Document("hdc-ray sweep report")
+    _answer(doc, ctx)
     _intro(doc, ctx)
     _sweeps_section(doc, ctx)
     for key, title, section in (
         ("label_budget", "1. What label budget buys what accuracy", _budget_section),
+        ("labels_needed", "Budget advisor: labels needed to reach a target", _advisor_section),
         ("ablation", "2. Which loss terms and noise levels matter", _ablation_section),
         ("pareto", "3. Which settings are Pareto-optimal", _pareto_section),
         ("importance", "Parameter importance", _importance_section),
@@ -109,26 +142,37 @@ class _Context:
     results: Results
     out: Path
     metric: str
+    select: str  # the validation metric every "best" is chosen on (``metric`` is reported)
     done: pd.DataFrame  # finished trials with the metric, with ``arm`` and ``group`` columns
     unit: str | None
     colours: dict[str, tuple[float, ...]]
+    target: float | None = None
+    n_boot: int = N_BOOT
     notes: list[str] = field(default_factory=list)
     plots: dict[str, Path] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     curve: pd.DataFrame | None = None
     saved_lines: list[str] = field(default_factory=list)
+    answer_lines: list[str] = field(default_factory=list)
+    advice: pd.DataFrame | None = None
 
     @classmethod
-    def create(cls, results: Results, out: Path, metric: str | None) -> _Context:
+    def create(cls, results: Results, out: Path, metric: str | None, target: float | None = None, n_boot: int = N_BOOT) -> _Context:
         notes: list[str] = []
         metric = metric or _pick_metric(results.trials, notes)
         done = with_arm(require_metric(results.trials, metric))
+        select = _selection_metric(metric, done, notes)
         done["label_ratio"] = normalise_ratio(done["label_ratio"])
         many_tasks = "task" in done.columns and done["task"].nunique() > 1
         done["group"] = (done["task"] + ": " + done["arm"]) if many_tasks else done["arm"]
         out.mkdir(parents=True, exist_ok=True)
         colours = plots.arm_colours(done["group"].astype(str))
-        return cls(results, out, metric, done, distance_unit(done), colours, notes)
+        return cls(results, out, metric, select, done, distance_unit(done), colours, target, n_boot, notes)
+
+    @property
+    def budget(self) -> str:
+        """``n_labeled`` (labelled images) or, for results without counts, ``label_ratio``."""
+        return budget_column(self.done)
 
     @property
     def label(self) -> str:
@@ -156,6 +200,19 @@ def _pick_metric(trials: pd.DataFrame, notes: list[str]) -> str:
     )
 
 
+def _selection_metric(metric: str, done: pd.DataFrame, notes: list[str]) -> str:
+    """The validation twin of the reported metric (``test_dice_fg`` -> ``val_dice_fg``).
+
+    Choosing the best trial by its test score would make test a selection split and the reported
+    number optimistic; when no validation value exists the report metric itself is used, and said so.
+    """
+    val = "val_" + metric.removeprefix("test_") if metric.startswith("test_") else metric
+    if val in done.columns and done[val].notna().any():
+        return val
+    notes.append(f"No finished trial has `{val}`: 'best' is chosen on `{metric}` itself, so best scores are optimistic.")
+    return metric
+
+
 def _guarded(doc: Document, ctx: _Context, key: str, section: Callable[[Document, _Context], None]) -> None:
     """Run a section; an unanswerable question becomes a sentence in the report, not a crash."""
     try:
@@ -165,12 +222,175 @@ def _guarded(doc: Document, ctx: _Context, key: str, section: Callable[[Document
         doc.paragraph(f"Not available: {exc}.")
 
 
+def _answer(doc: Document, ctx: _Context) -> None:
+    """The study's answer first: labels saved against supervised, the curve beside it, the advisor."""
+    doc.heading("Answer")
+    try:
+        ctx.curve = _budget_curves(ctx)[0]
+        ctx.answer_lines = _answer_lines(ctx)
+    except AnalysisError as exc:
+        ctx.answer_lines = [f"No answer from these results: {exc}."]
+    if ctx.target is not None:
+        try:
+            ctx.advice = labels_needed(ctx.done, ctx.target, ctx.metric, arm_col="group", n_boot=ctx.n_boot, seed=0)
+            ctx.answer_lines += _advice_lines(ctx.advice)
+        except AnalysisError as exc:
+            ctx.answer_lines.append(f"Labels needed for {metric_label(ctx.metric)} {ctx.target:.3g}: not answered: {exc}.")
+    doc.bullets(ctx.answer_lines)
+    if ctx.curve is not None:
+        curves = _budget_curves(ctx)
+        src = ctx.plot(
+            "label_budget",
+            lambda p: plots.plot_label_budget(curves, p, group="group", unit=ctx.unit, colours=ctx.colours, points=ctx.done),
+        )
+        doc.image("label-budget curve", src)
+
+
+def _answer_lines(ctx: _Context) -> list[str]:
+    lines = []
+    for task, done in _by_task(ctx.done):
+        prefix = f"{task}: " if task else ""
+        curve = label_budget_curve(done, ctx.metric)
+        arms = set(curve["arm"])
+        methods = sorted(a for a in arms - {BASELINE} if a in set(done["method"]))
+        if BASELINE not in arms:
+            lines.append(
+                prefix + f"No supervised arm in these results ({', '.join(sorted(arms))}), so the labels a method saves "
+                "cannot be measured: run the supervised baseline at the same budgets."
+            )
+            continue
+        if not methods:
+            lines.append(prefix + "Only the supervised baseline was run: there is no semi-supervised method to compare it with.")
+            continue
+        lines += [prefix + _headline(done, curve, m, ctx) for m in methods]
+    return lines
+
+
+def _headline(done: pd.DataFrame, curve: pd.DataFrame, method: str, ctx: _Context) -> str:
+    """``hdc with 8 labelled images reaches the Dice supervised reaches with 24 (-67% annotation; ...)``.
+
+    The budget shown is the method's smallest one (below the largest supervised budget, the full-pool
+    reference) at which the supervised curve crosses its score inside the measured range; when none
+    does, what happened at its smallest budget.
+    """
+    unit = curve_unit(curve)
+    top = curve.loc[curve["arm"] == BASELINE, "budget"].max()
+    budgets = sorted(b for b in curve.loc[curve["arm"] == method, "budget"] if b < top) or [
+        curve.loc[curve["arm"] == method, "budget"].min()
+    ]
+    results = [labels_saved(curve, method, b, BASELINE) for b in budgets]
+    chosen = next((r for r in results if r.reached and not r.note), None)
+    seeds = int(done["seed"].nunique())
+    caveat = "" if seeds > 1 else f" ({_interval_words(MatchInterval(math.nan, math.nan, math.nan, seeds, 0, 0.95), 0, unit)})"
+    if chosen is None:
+        never = next((r for r in results if not r.reached and not math.isnan(r.target)), None)
+        if never is not None:
+            return (
+                f"{method} with {_labelled(never.reference_budget, unit)} reaches {ctx.label} {never.target:.3f}, "
+                f"which supervised does not reach at any measured budget: {never.note}{caveat}."
+            )
+        r = results[0]
+        return (
+            f"{method} saves no labels at the measured budgets: supervised already matches its {ctx.label} at "
+            f"each of them ({method} with {_labelled(r.reference_budget, unit)}: {_num(r.target)}){caveat}."
+        )
+    b, b_sup = chosen.reference_budget, chosen.budget
+    head = (
+        f"**{method} with {_labelled(b, unit)} reaches a {ctx.label} of {chosen.target:.3f}, which supervised "
+        f"reaches with {_labelled(b_sup, unit)}: {b / b_sup - 1:+.0%} annotation**"
+    )
+    interval = match_interval(done, ctx.metric, method, b, BASELINE, n_boot=ctx.n_boot, seed=0)
+    return f"{head} ({_interval_words(interval, b, unit)})."
+
+
+def _labelled(budget: float, unit: str) -> str:
+    """``8 labelled images``, ``~24 labelled images`` (interpolated) or ``10% labels``."""
+    if unit != "n_labeled":
+        return f"{fmt_pct(budget)} labels"
+    return fmt_budget(budget, unit).replace(" images", " labelled images")
+
+
+def _interval_words(iv: MatchInterval, budget: float, unit: str) -> str:
+    if iv.n_seeds < 2 or math.isnan(iv.low):
+        return f"{iv.n_seeds} seed (split) only, so no interval: run 2 or more seeds to see how much this varies"
+    pct = f"{iv.confidence:.0%} bootstrap interval over {iv.n_seeds} seeds" + (", rough with so few" if iv.n_seeds < ROUGH_SEEDS else "")
+    if math.isinf(iv.high):
+        return (
+            f"{pct}: supervised needs {fmt_budget(iv.low, unit)} to more than it was measured with "
+            f"(in {1 - iv.reached:.0%} of resamples it never matches), i.e. {budget / iv.low - 1:+.0%} annotation or better"
+        )
+    return (
+        f"{pct}: supervised needs {fmt_budget(iv.low, unit)} to {fmt_budget(iv.high, unit)}, "
+        f"i.e. {budget / iv.low - 1:+.0%} to {budget / iv.high - 1:+.0%} annotation"
+    )
+
+
+def _advice_lines(advice: pd.DataFrame) -> list[str]:
+    """One sentence per fitted arm; arms with too few budgets (ablation variants) in one closing line."""
+    lines = [str(r["sentence"]) + "." for _, r in advice.iterrows() if r["where"] != "not fitted"]
+    unfitted = advice.loc[advice["where"] == "not fitted", "arm"].astype(str).tolist()
+    if unfitted:
+        lines.append(f"No learning curve for {', '.join(unfitted)}: fewer than 3 measured budgets.")
+    return lines
+
+
+def _advisor_section(doc: Document, ctx: _Context) -> None:
+    if ctx.target is None:
+        doc.paragraph("Not asked: pass `--target-dice 0.85` (any Dice) to get how many labelled images each method needs to reach it.")
+        return
+    if ctx.advice is None:
+        raise AnalysisError("; ".join(line for line in ctx.answer_lines if "not answered" in line) or "no advice")
+    fitted = ctx.advice[ctx.advice["where"] != "not fitted"]
+    if fitted.empty:
+        raise AnalysisError("no arm has the 3 or more distinct budgets a learning curve needs")
+    points = ctx.done.assign(arm=ctx.done["group"])
+    src = ctx.plot("labels_needed", lambda p: plots.plot_labels_needed(points, ctx.advice, p, colours=ctx.colours))
+    doc.image("labels needed", src)
+    doc.paragraph(
+        f"Per arm, `{ctx.metric}` of every finished trial is fitted with the saturating learning curve "
+        "`a - b * n^(-c)` (n = labelled images, a <= 1 the asymptote) and solved for the target; the interval "
+        f"resamples seeds (= splits) {ctx.n_boot} times. Answers beyond the largest measured budget are "
+        "EXTRAPOLATED from the fitted curve, not measured; when the fitted asymptote is below the target, more "
+        "labels alone are not expected to reach it."
+    )
+    doc.table(
+        ["arm", "labels needed", "95% interval", "where", "a (asymptote)", "b", "c", "fit RMS", "measured budgets", "seeds"],
+        [
+            [
+                r.arm,
+                _count_cell(r.n_needed),
+                f"{_count_cell(r.low)} to {_count_cell(r.high)}" if not math.isnan(r.low) else NO_CI,
+                r.where.upper() if r.where == "extrapolated" else r.where,
+                _num(r.a),
+                _num(r.b),
+                _num(r.c),
+                _num(r.rms),
+                f"{r.min_measured:.0f}-{r.max_measured:.0f}",
+                r.n_seeds,
+            ]
+            for r in fitted.itertuples()
+        ],
+    )
+
+
+def _count_cell(n: float) -> str:
+    if math.isnan(n):
+        return "–"
+    return "never" if math.isinf(n) else f"{n:.0f}"
+
+
 def _intro(doc: Document, ctx: _Context) -> None:
     r = ctx.results
     doc.paragraph(
         f"Results: `{r.source}`; sweeps: {', '.join(r.sweeps)}. Reported metric: {ctx.label} "
         f"(`{ctx.metric}`), foreground only (background excluded). Generated "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC."
+    )
+    doc.paragraph(
+        f'Selection: everything called "best" (trial, settings, per budget) is chosen on the validation '
+        f"metric `{ctx.select}` and reported on `{ctx.metric}`; the test split never chooses anything."
+        if ctx.select != ctx.metric
+        else f'Selection: "best" is chosen on `{ctx.select}`, the metric reported.'
     )
     counts = r.status_counts()
     running, failed = int(counts["running"].sum()), int(counts["failed"].sum())
@@ -186,13 +406,12 @@ def _intro(doc: Document, ctx: _Context) -> None:
 def _sweeps_section(doc: Document, ctx: _Context) -> None:
     doc.heading("Sweeps")
     counts = ctx.results.status_counts()
-    sense = metric_direction(ctx.metric)
     rows, bests = [], []
     for sweep in ctx.results.sweeps:
         trials = ctx.results.trials[ctx.results.trials["sweep"] == sweep]
         done = ctx.done[ctx.done["sweep"] == sweep]
         c = counts.loc[sweep]
-        best = _best(done, ctx.metric, sense)
+        best = _best(done, ctx.select)
         rows.append(
             [
                 sweep,
@@ -202,21 +421,24 @@ def _sweeps_section(doc: Document, ctx: _Context) -> None:
                 c["early_stopped"],
                 c["failed"],
                 c["running"],
-                _num(best[ctx.metric]) if best is not None else "–",
                 best["trial_id"] if best is not None else "–",
+                _num(best[ctx.select]) if best is not None else "–",
+                _num(best[ctx.metric]) if best is not None else "–",
             ]
         )
         if best is not None:
             bests.append(_best_line(sweep, best, done, ctx))
-    doc.table(["sweep", "task", "methods", "completed", "early stopped", "failed", "running", f"best `{ctx.metric}`", "best trial"], rows)
+    header = ["sweep", "task", "methods", "completed", "early stopped", "failed", "running", f"best trial (by `{ctx.select}`)"]
+    doc.table([*header, f"its `{ctx.select}`", f"its `{ctx.metric}`"], rows)
     doc.bullets(bests)
     doc.bullets(_failures(ctx.results.trials))
 
 
-def _best(done: pd.DataFrame, metric: str, sense: str) -> pd.Series | None:
-    if done.empty:
+def _best(done: pd.DataFrame, select: str) -> pd.Series | None:
+    """The trial with the best ``select`` (the validation metric): report its test score, never pick by it."""
+    if done.empty or done[select].isna().all():
         return None
-    idx = done[metric].idxmax() if sense == "max" else done[metric].idxmin()
+    idx = done[select].idxmax() if metric_direction(select) == "max" else done[select].idxmin()
     return done.loc[idx]
 
 
@@ -230,10 +452,14 @@ def _best_line(sweep: str, best: pd.Series, done: pd.DataFrame, ctx: _Context) -
             text += f" (usual {_num(usual.iloc[0])})"
         settings.append(text)
     head = (
-        f"{sweep}: best trial `{best['trial_id']}` ({best['arm']}, {fmt_pct(best['label_ratio'])} "
-        f"labels, seed {best['seed']}): {ctx.metric} {_num(best[ctx.metric])}"
+        f"{sweep}: best trial by {ctx.select} `{best['trial_id']}` ({best['arm']}, {_budget_of(best, ctx)} "
+        f"labelled, seed {best['seed']}): {ctx.select} {_num(best[ctx.select])}, {ctx.metric} {_num(best[ctx.metric])}"
     )
     return head + ("; swept settings: " + ", ".join(settings) if settings else "")
+
+
+def _budget_of(row: pd.Series, ctx: _Context) -> str:
+    return fmt_budget(float(row[ctx.budget]), ctx.budget)
 
 
 def _failures(trials: pd.DataFrame) -> list[str]:
@@ -244,19 +470,26 @@ def _failures(trials: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _budget_section(doc: Document, ctx: _Context) -> None:
+def _budget_curves(ctx: _Context) -> list[pd.DataFrame]:
+    """The report metric's label-budget curve per group, and HD95's when the trials have it."""
     curves = [label_budget_curve(ctx.done, ctx.metric, by="group")]
     hd95 = ctx.metric.replace("_dice_", "_hd95_")
     if hd95 != ctx.metric and hd95 in ctx.done.columns and ctx.done[hd95].notna().any():
         curves.append(label_budget_curve(ctx.done, hd95, by="group"))
-    ctx.curve = curves[0]
-    src = ctx.plot("label_budget", lambda p: plots.plot_label_budget(curves, p, group="group", unit=ctx.unit, colours=ctx.colours))
-    doc.image("label-budget curve", src)
+    return curves
+
+
+def _budget_section(doc: Document, ctx: _Context) -> None:
+    curve = label_budget_curve(ctx.done, ctx.metric, by="group")
+    ctx.curve = curve
+    if "label_budget" in ctx.plots:
+        doc.paragraph("The label-budget curve is the figure at the top; dots are single trials (seeds).")
     ctx.saved_lines = _labels_saved_lines(ctx)
     doc.bullets(ctx.saved_lines or ["No supervised baseline and method measured on a common budget range: labels saved not computed."])
-    ratios = sorted(curves[0]["label_ratio"].unique())
-    doc.paragraph(f"Mean {ctx.label} ± 95% CI half-width over seeds (number of seeds):")
-    doc.table(["arm", *map(fmt_pct, ratios)], _curve_rows(curves[0], ratios))
+    budgets = sorted(curve["budget"].unique())
+    unit = curve_unit(curve)
+    doc.paragraph(f"Mean {ctx.label} ± 95% CI half-width over seeds (number of seeds), per {_unit_words(unit)}:")
+    doc.table(["arm", *(fmt_budget(b, unit) for b in budgets)], _curve_rows(curve, budgets))
     per_class = _per_class_table(ctx)
     if per_class is not None:
         doc.paragraph("Per-class mean over seeds:")
@@ -272,25 +505,26 @@ def _labels_saved_lines(ctx: _Context) -> list[str]:
         if BASELINE not in arms:
             continue
         prefix = f"{task}: " if task else ""
-        base_ratios = sorted(curve.loc[curve["arm"] == BASELINE, "label_ratio"])
+        base_budgets = sorted(curve.loc[curve["arm"] == BASELINE, "budget"])
         methods = sorted(a for a in arms - {BASELINE} if a in set(done["method"]))
         for m in methods:
-            top = labels_saved(curve, BASELINE, base_ratios[-1], m)
+            top = labels_saved(curve, BASELINE, base_budgets[-1], m)
             lines.append(prefix + top.sentence() + ".")
-            low = min(curve.loc[curve["arm"] == m, "label_ratio"])
+            low = min(curve.loc[curve["arm"] == m, "budget"])
             back = labels_saved(curve, m, low, BASELINE)
             lines.append(prefix + _reverse_sentence(back) + ".")
     return lines
 
 
 def _reverse_sentence(r: LabelsSaved) -> str:
-    """``supervised needs 27.5% labels to match hdc@10% (...): hdc uses 64% fewer labels``."""
-    head = f"{r.reference}@{fmt_pct(r.reference_ratio)} ({metric_label(r.metric)} {_num(r.target)})"
+    """``supervised needs ~28 images to match hdc@10 images (...): hdc uses 64% fewer labels``."""
+    head = f"{r.reference}@{fmt_budget(r.reference_budget, r.unit)} ({metric_label(r.metric)} {_num(r.target)})"
     if not r.reached:
         return f"{r.method} never matches {head}: {r.note}"
-    share = 1 - r.reference_ratio / r.ratio
+    share = 1 - r.reference_budget / r.budget
     verdict = f"{r.reference} uses {share:.0%} fewer labels" if share >= 0 else f"{r.reference} needs more labels"
-    return f"{r.method} needs {fmt_pct(r.ratio)} labels to match {head}: {verdict}"
+    amount = fmt_budget(r.budget, r.unit) if r.unit == "n_labeled" else f"{fmt_pct(r.budget)} labels"
+    return f"{r.method} needs {amount} to match {head}: {verdict}" + (f" ({r.note})" if r.note else "")
 
 
 def _by_task(done: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -299,11 +533,15 @@ def _by_task(done: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return [(str(t), d) for t, d in done.groupby("task", sort=True)]
 
 
-def _curve_rows(curve: pd.DataFrame, ratios: list[float]) -> list[list[str]]:
+def _unit_words(unit: str) -> str:
+    return "number of labelled images" if unit == "n_labeled" else "labelled share of the training pool"
+
+
+def _curve_rows(curve: pd.DataFrame, budgets: list[float]) -> list[list[str]]:
     rows = []
     for name, sub in curve.groupby("group", sort=True):
-        cells = {r.label_ratio: _mean_ci(r.mean, r.ci_high, r.n_seeds) for r in sub.itertuples()}
-        rows.append([str(name), *(cells.get(r, "–") for r in ratios)])
+        cells = {r.budget: _mean_ci(r.mean, r.ci_high, r.n_seeds) for r in sub.itertuples()}
+        rows.append([str(name), *(cells.get(b, "–") for b in budgets)])
     return rows
 
 
@@ -320,10 +558,10 @@ def _per_class_table(ctx: _Context) -> tuple[list[str], list[list[str]]] | None:
     cols = [c for c in cols if ctx.done[c].notna().any()]
     if not cols:
         return None
-    keys = ["group", "label_ratio"]
+    keys = ["group", ctx.budget]
     means = ctx.done.groupby(keys, sort=True)[cols].mean().reset_index()
-    header = ["arm", "label ratio", *(c.removeprefix(prefix) for c in cols)]
-    rows = [[r["group"], fmt_pct(r["label_ratio"]), *(_num(r[c]) for c in cols)] for _, r in means.iterrows()]
+    header = ["arm", "labelled", *(c.removeprefix(prefix) for c in cols)]
+    rows = [[r["group"], fmt_budget(float(r[ctx.budget]), ctx.budget), *(_num(r[c]) for c in cols)] for _, r in means.iterrows()]
     return header, rows
 
 
@@ -381,28 +619,31 @@ def _pareto_section(doc: Document, ctx: _Context) -> None:
     other = COST if COST in ctx.done.columns and ctx.done[COST].notna().any() else None
     if other is None:
         raise AnalysisError(f"no finished trial records `{COST}`, the cost objective")
-    objectives = {ctx.metric: metric_direction(ctx.metric), other: "min"}
+    sel = ctx.select  # the front is chosen on validation, like every "best"; test is reported
+    objectives = {sel: metric_direction(sel), other: "min"}
     table = pareto_front(ctx.done, objectives, keep_all=True)
     src = ctx.plot(
-        "pareto", lambda p: plots.plot_pareto(table, other, ctx.metric, objectives, p, group="group", unit=ctx.unit, colours=ctx.colours)
+        "pareto", lambda p: plots.plot_pareto(table, other, sel, objectives, p, group="group", unit=ctx.unit, colours=ctx.colours)
     )
     doc.image("Pareto front", src)
-    front = table[table["on_front"]].sort_values(ctx.metric, ascending=objectives[ctx.metric] == "min")
+    front = table[table["on_front"]].sort_values(sel, ascending=objectives[sel] == "min")
     doc.paragraph(
-        f"Objectives: {ctx.metric} ({objectives[ctx.metric]}), {other} (min). {len(front)} of "
-        f"{len(table)} finished trials are Pareto-optimal: no other trial is both better and "
-        "cheaper. Their settings:"
+        f"Objectives: {sel} ({objectives[sel]}), {other} (min). {len(front)} of "
+        f"{len(table)} finished trials are Pareto-optimal on them: no other trial is both better and "
+        f"cheaper. Their settings, with the reported {ctx.metric}:"
     )
     shown = [c for c in varying_config(ctx.done) if c not in ("cfg.train.method", "cfg.data.label_ratio")][:6]
+    extra = [ctx.metric] if ctx.metric != sel else []
     doc.table(
-        ["sweep", "trial", "arm", "label ratio", ctx.metric, other, *(c.removeprefix("cfg.") for c in shown)],
+        ["sweep", "trial", "arm", "labelled", sel, *extra, other, *(c.removeprefix("cfg.") for c in shown)],
         [
             [
                 r["sweep"],
                 r["trial_id"],
                 r["group"],
-                fmt_pct(r["label_ratio"]),
-                _num(r[ctx.metric]),
+                _budget_of(r, ctx),
+                _num(r[sel]),
+                *(_num(r[c]) for c in extra),
                 f"{r[other]:.0f}",
                 *(_num(r[c]) for c in shown),
             ]
@@ -451,9 +692,11 @@ def _notes(doc: Document, ctx: _Context) -> None:
         [
             "Only trials with status `completed` or `early_stopped` are analysed; `running` and `failed` trials are counted above.",
             f"Confidence intervals: Student-t 95% over seeds (or over pairs for ablations); a cell with one seed says '{NO_CI}'.",
-            "Labels saved: the smallest label ratio at which a method's mean curve (linear between "
-            "measured budgets, never extrapolated) reaches the baseline's mean score at a reference "
-            "budget; saved = 1 - that ratio / the reference ratio.",
+            f"Selection: 'best' trials, settings and Pareto fronts are chosen on `{ctx.select}` and reported with `{ctx.metric}`.",
+            f"Budgets are {_unit_words(ctx.budget)}s. Labels saved: the smallest budget at which a method's mean "
+            "curve (linear in log budget between measured budgets, never extrapolated) reaches the other arm's mean score at a "
+            "reference budget; saved = 1 - that budget / the reference budget. The interval in the answer "
+            f"resamples seeds (= splits, shared by both arms) {ctx.n_boot} times and redoes the same computation.",
             "Ablations pair each variant with full HDC on the same seed and split (`seed`, "
             "`split_hash`); the difference is variant minus HDC.",
             f"Distances (HD95, ASD) are in {ctx.unit or 'the units the sweep recorded'}.",
@@ -469,6 +712,7 @@ def _terminal_summary(ctx: _Context, md: Path, page: Path) -> str:
         f"{int(counts['completed'].sum() + counts['early_stopped'].sum())} finished, "
         f"{int(counts['failed'].sum())} failed, {int(counts['running'].sum())} running"
     ]
+    lines += [f"  {line.replace('**', '')}" for line in ctx.answer_lines]
     if ctx.curve is not None:
         lines += _budget_grid(ctx)
     lines += [f"  {line}" for line in ctx.saved_lines[:4]]
@@ -478,19 +722,24 @@ def _terminal_summary(ctx: _Context, md: Path, page: Path) -> str:
 
 
 def _budget_grid(ctx: _Context) -> list[str]:
-    """Mean (best) metric per arm and label budget, as a fixed-width text table."""
-    ratios = sorted(ctx.curve["label_ratio"].unique())  # type: ignore[index]
-    best = ctx.done.groupby(["group", "label_ratio"])[ctx.metric]
-    best = best.max() if metric_direction(ctx.metric) == "max" else best.min()
-    width = max(10, *(len(str(g)) for g in ctx.curve["group"])) + 2  # type: ignore[index]
+    """Mean metric per arm and label budget (and the val-best trial's), as a fixed-width text table."""
+    assert ctx.curve is not None
+    unit = curve_unit(ctx.curve)
+    budgets = sorted(ctx.curve["budget"].unique())
+    best = {key: _best(rows, ctx.select) for key, rows in ctx.done.groupby(["group", unit])}
+    width = max(10, *(len(str(g)) for g in ctx.curve["group"])) + 2
     lines = [
-        f"{ctx.metric}: mean over seeds (best trial) per label budget:",
-        "  " + "arm".ljust(width) + "".join(fmt_pct(r).rjust(15) for r in ratios),
+        f"{ctx.metric}: mean over seeds (of the best trial by {ctx.select}) per label budget:",
+        "  " + "arm".ljust(width) + "".join(fmt_budget(b, unit).rjust(15) for b in budgets),
     ]
-    for name, sub in ctx.curve.groupby("group", sort=True):  # type: ignore[union-attr]
-        cells = {r.label_ratio: f"{r.mean:.3f} ({best[(name, r.label_ratio)]:.3f})" for r in sub.itertuples()}
-        lines.append("  " + str(name).ljust(width) + "".join(cells.get(r, "–").rjust(15) for r in ratios))
+    for name, sub in ctx.curve.groupby("group", sort=True):
+        cells = {r.budget: f"{r.mean:.3f} ({_num(_pick(best.get((name, r.budget)), ctx.metric))})" for r in sub.itertuples()}
+        lines.append("  " + str(name).ljust(width) + "".join(cells.get(b, "–").rjust(15) for b in budgets))
     return lines
+
+
+def _pick(row: pd.Series | None, col: str) -> object:
+    return None if row is None else row[col]
 
 
 def _num(value: object, *, signed: bool = False) -> str:

@@ -68,6 +68,12 @@ def metric_direction(metric: str) -> Direction:
     raise AnalysisError(f"cannot tell whether a higher or lower '{metric}' is better; pass the direction explicitly")
 
 
+def metric_family(metric: str) -> str | None:
+    """``dice``, ``jaccard``, ``hd95`` or ``asd`` for a metric column, else None."""
+    m = METRIC_RE.match(metric)
+    return m.group(2) if m else None
+
+
 def metric_label(metric: str, unit: str | None = None) -> str:
     """Readable axis label: ``test_dice_fg`` -> ``test Dice (foreground mean)``."""
     m = METRIC_RE.match(metric)

@@ -13,17 +13,19 @@ from hdc_ray.analysis.report import PLOT_FILES
 from hdc_ray.cli import main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+N_BOOT = 100  # resamples in these tests (the report's default is 1000): intervals here are only checked for shape
 
 
-def _run(results: Path | str, out: Path | None = None, sweep: list[str] | None = None) -> int:
+def _run(results: Path | str, out: Path | None = None, sweep: list[str] | None = None, target: float | None = None) -> int:
     argv = ["report", str(results), *(["--out", str(out)] if out else []), *[a for s in sweep or [] for a in ("--sweep", s)]]
-    return main(argv)
+    return main([*argv, *(["--target-dice", str(target)] if target is not None else [])])
 
 
 @pytest.fixture(scope="module")
 def report_dir(fake_results: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
     out = tmp_path_factory.mktemp("report")
-    return out, _run(fake_results, out)
+    report = build_report(read_results(fake_results), out, target_dice=0.85, n_boot=N_BOOT)  # the CLI path: test_terminal_summary
+    return out, 0 if report.markdown.is_file() else 1
 
 
 def test_report_end_to_end(report_dir: tuple[Path, int]) -> None:
@@ -54,7 +56,8 @@ def test_report_answers_the_three_questions(report_dir: tuple[Path, int]) -> Non
         "## Notes",
     ):
         assert heading in md
-    assert "hdc reaches supervised@50% test Dice (foreground mean) (0.860) with 35% labels (~35 images): 30% fewer labels" in md
+    assert "hdc reaches supervised@50 images test Dice (foreground mean) (0.860) with ~32 images: 37% fewer labels" in md
+    assert "## Budget advisor" in md and "hdc needs ~" in md and "to reach test Dice (foreground mean) 0.85" in md
     assert "2 trial(s) still running and 1 failed" in md
     assert "hdc-no_cg @10%: test_dice_fg -0.030 vs hdc" not in md or "this part matters" in md
     assert re.search(r"no_pc @10%: test_dice_fg -0\.06\d vs hdc .*worse than hdc; this part matters", md)
@@ -67,7 +70,9 @@ def test_terminal_summary(fake_results: Path, tmp_path: Path, capsys: pytest.Cap
     out = capsys.readouterr().out
     assert "sweeps budget: 36 finished, 1 failed, 2 running" in out
     assert re.search(r"hdc\s+0\.720 \(0\.730\)\s+0\.800 \(0\.810\)", out)
-    assert "30% fewer labels" in out and "report.md" in out
+    assert "of the best trial by val_dice_fg" in out
+    assert out.splitlines()[1].startswith("  hdc with 5 labelled images reaches a test Dice")  # the answer comes first
+    assert "37% fewer labels" in out and "report.md" in out
     assert "note: ablation skipped: no ablation variants" in out  # budget sweep alone has none
     assert not (tmp_path / "r" / "ablation.png").exists()
     assert "Not available: no ablation variants" in (tmp_path / "r" / "report.md").read_text()
@@ -90,6 +95,7 @@ def test_one_seed_and_validation_only(results_root: Path, sweep_writer, trial_fa
     assert "1 seed — no CI" in md and "`val_dice_fg`, the model-selection split" in md
     assert set(report.plots) == {"label_budget", "pareto", "importance"}
     assert "learning_curves" in report.skipped and "ablation" in report.skipped
+    assert "1 seed (split) only, so no interval" in md
 
 
 def test_mixed_tasks_are_kept_apart(results_root: Path, sweep_writer, trial_factory, tmp_path: Path) -> None:
@@ -106,6 +112,62 @@ def test_mixed_tasks_are_kept_apart(results_root: Path, sweep_writer, trial_fact
     md = build_report(read_results(results_root), tmp_path / "out").markdown.read_text()
     assert "| cervix: hdc |" in md and "| psfh: supervised |" in md
     assert "- cervix: hdc reaches" in md or "- cervix: hdc does not reach" in md
+
+
+def _answer(md: str) -> str:
+    """The report's Answer section: everything before the intro paragraph."""
+    return md.split("## Answer", 1)[1].split("Results: ", 1)[0]
+
+
+def test_answer_comes_first_with_the_curve(fake_results: Path, tmp_path: Path) -> None:
+    report = build_report(read_results(fake_results, ["budget"]), tmp_path / "r", n_boot=N_BOOT)
+    md = report.markdown.read_text()
+    assert md.index("## Answer") < md.index("## Sweeps")
+    assert "<li><strong>hdc with 5 labelled images reaches" in report.html.read_text()
+    answer = _answer(md)
+    # hdc@5 = 0.72; supervised 0.70@10 -> 0.78@20 reaches it a quarter of the way in log: 10 * 2**0.25 = 11.9
+    assert (
+        "**hdc with 5 labelled images reaches a test Dice (foreground mean) of 0.720, which supervised reaches "
+        "with ~12 labelled images: -58% annotation**"
+    ) in answer
+    # seed offsets are shared by every arm, so the paired seed bootstrap does not move the crossing
+    assert "95% bootstrap interval over 3 seeds, rough with so few: supervised needs ~12 images to ~12 images, i.e. -58% to -58%" in answer
+    assert "![label-budget curve](label_budget.png)" in answer
+
+
+def test_answer_without_supervised_arm_says_so(results_root: Path, sweep_writer, trial_factory, tmp_path: Path) -> None:
+    rows = [trial_factory("s", f"h{r}{s}", "hdc", r, s, 0.7 + r / 10) for r in (0.05, 0.1) for s in range(2)]
+    sweep_writer(results_root, "s", rows)
+    answer = _answer(build_report(read_results(results_root), tmp_path / "out").markdown.read_text())
+    assert "No supervised arm in these results (hdc), so the labels a method saves cannot be measured" in answer
+
+
+def test_target_beyond_the_data_is_flagged(fake_results: Path, tmp_path: Path) -> None:
+    report = build_report(read_results(fake_results, ["budget"]), tmp_path / "r", target_dice=0.89, n_boot=N_BOOT)
+    answer = _answer(report.markdown.read_text())
+    assert "EXTRAPOLATED beyond the largest measured budget (50)" in answer
+    assert report.plots["labels_needed"].name == "labels_needed.png"
+
+
+def test_best_is_chosen_on_validation_not_test(results_root: Path, sweep_writer, trial_factory, tmp_path: Path) -> None:
+    """val-best is trial `valbest` (val 0.90, test 0.70); test-best is `testbest` (val 0.80, test 0.86)."""
+    rows = [trial_factory("s", f"t{s}", "hdc", 0.1, s, 0.75) for s in range(2)]
+    for tid, val, test in (("valbest", 0.90, 0.70), ("testbest", 0.80, 0.86)):
+        row = trial_factory("s", tid, "hdc", 0.1, 5 if tid == "valbest" else 6, test)
+        row["val_dice_fg"] = val
+        rows.append(row)
+    sweep_writer(results_root, "s", rows)
+    report = build_report(read_results(results_root), tmp_path / "out")
+    md = report.markdown.read_text()
+    assert "| s | cervix | hdc | 4 | 0 | 0 | 0 | valbest | 0.900 | 0.700 |" in md
+    assert "s: best trial by val_dice_fg `valbest`" in md and "best trial by val_dice_fg `testbest`" not in md
+    assert "chosen on the validation metric `val_dice_fg` and reported on `test_dice_fg`" in md
+    assert re.search(r"hdc\s+0\.765 \(0\.700\)", report.summary)  # mean test, and the val-best trial's test
+
+
+def test_bad_target_dice(fake_results: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(fake_results), "--out", str(tmp_path), "--target-dice", "85"]) == 2
+    assert "error: --target-dice 85.0 must lie between 0 and 1" in capsys.readouterr().err
 
 
 def _expect_error(capsys: pytest.CaptureFixture[str], results: Path, pattern: str, **kw) -> None:
