@@ -28,6 +28,7 @@ def _add_overrides(p: argparse.ArgumentParser) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hdc-ray", description="Train and tune HDC semi-supervised ultrasound segmentation on Ray.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("-v", "--verbose", action="store_true", help="per-epoch lines and Ray's own log lines (also HDC_RAY_VERBOSE=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("train", help="train one configuration (in-process, or on Ray Train with --workers)")
@@ -116,7 +117,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if args.trials is not None:
         overrides.append(f"search.trials={args.trials}")
     spec = load_spec(args.spec, overrides)
-    run_sweep(spec, results=args.results, name=args.name, address=args.address, resume=args.resume)
+    run_sweep(spec, results=args.results, name=args.name, address=args.address, resume=args.resume, verbose=args.verbose)
     return 0
 
 

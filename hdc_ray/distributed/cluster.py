@@ -18,10 +18,11 @@ class ClusterError(RuntimeError):
     """The cluster cannot run what was asked (unreachable, too small, no GPU)."""
 
 
-def connect(address: str | None = None, *, num_cpus: int | None = None) -> None:
+def connect(address: str | None = None, *, num_cpus: int | None = None, log_to_driver: bool = True) -> None:
     """Join ``address`` (``auto`` or ``HOST:PORT``), or start a local cluster when it is None.
 
-    A no-op when this process is already connected (tests share one session cluster).
+    A no-op when this process is already connected (tests share one session cluster). ``log_to_driver``:
+    stream the workers' stdout/stderr here (sweeps turn it off unless verbose: trials report through Tune).
     """
     import ray
 
@@ -34,7 +35,7 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> None:
         _probe(address)
     try:
         # address "local": a fresh private cluster, never one that a `ray start` left running on this host.
-        ray.init(address=address or "local", num_cpus=num_cpus if address is None else None, log_to_driver=True, logging_level=logging.WARNING)
+        ray.init(address=address or "local", num_cpus=num_cpus if address is None else None, log_to_driver=log_to_driver, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         hint = "start one with `ray start --head`, or omit --address for a local cluster" if address == "auto" else "check the address and that the head node is up"
         raise ClusterError(f"cannot connect to the Ray cluster at {address!r}: {_first_line(exc)}; {hint}") from exc

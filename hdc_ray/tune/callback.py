@@ -25,6 +25,7 @@ from hdc_ray.results.writer import HISTORY_FILE, TRIALS_FILE, ResultsWriter
 from hdc_ray.tune.spec import Spec, trial_params
 
 FLUSH_EVERY_S = 5.0  # epoch rows are flushed at most this often; trial state changes always flush
+PROGRESS_EVERY_S = 15.0  # the progress line is printed at most this often between trial ends
 
 
 @dataclass
@@ -63,8 +64,10 @@ class ParquetCallback(tune.Callback):
         self._status: dict[str, str] = {}
         self._scores: dict[str, float] = {}  # the objective of each trial that has one and did not fail
         self._best: str | None = None  # the trial with the best score
-        self._last_flush = 0.0
+        self._last_flush = self._last_progress = 0.0
         self._epochs = 0  # the base config's epochs, set with the writer
+        self._started = time.monotonic()
+        self._ended_at_start = 0  # trials already ended when this driver started (a resumed sweep)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"spec": self.spec, "sweep": self.sweep, "folder": self.folder, "verbose": self.verbose}  # rows live in the files
@@ -83,6 +86,8 @@ class ParquetCallback(tune.Callback):
 
     def setup(self, *args: Any, **info: Any) -> None:
         self.writer.flush()  # the tables exist (possibly empty) from the first second of a sweep
+        self._started = time.monotonic()
+        self._ended_at_start = sum(s != "running" for s in self._status.values())
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._live_of(trial.trial_id)
@@ -96,18 +101,20 @@ class ParquetCallback(tune.Callback):
         if time.monotonic() - self._last_flush > FLUSH_EVERY_S:
             self._put(trial, "running")
             self._flush()
+        if not self.verbose and time.monotonic() - self._last_progress > PROGRESS_EVERY_S:
+            self._print_progress()
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._put(trial, final_status(self._live_of(trial.trial_id).results()), finished=True)
         self._flush()
-        print(self._progress(), flush=True)
+        self._print_progress()
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         error = error_line(trial.get_error())
         self._put(trial, "failed", finished=True, error=error)
         self._flush()
         print(f"trial {trial.trial_id} FAILED: {error}", flush=True)
-        print(self._progress(), flush=True)
+        self._print_progress()
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         self.writer.compact()  # one part per table, each row once: what a finished sweep hands to its readers
@@ -162,12 +169,39 @@ class ParquetCallback(tune.Callback):
         self.writer.flush()
         self._last_flush = time.monotonic()
 
+    def _print_progress(self) -> None:
+        print(self._progress(), flush=True)
+        self._last_progress = time.monotonic()
+
     def _progress(self) -> str:
+        """One line: done / running (with each running trial's epoch) / failed, the best so far, elapsed and ETA."""
         counts = Counter(self._status.values())
         done = sum(counts[s] for s in FINISHED_STATUSES)
         objective = self.spec.objectives[0]
-        shown = f"; best {objective.metric} {self._scores[self._best]:.4f} ({self._best})" if self._best is not None else ""
-        return f"[{self.sweep}] {done}/{self.spec.n_trials()} trials done, {counts['running']} running, {counts['failed']} failed{shown}"
+        best = f"; best {objective.metric} {self._scores[self._best]:.4f} ({self._best})" if self._best is not None else ""
+        shown = [f"{tid} {int(live.last.get('epoch', 0))}/{self._trial_epochs(live)}" for tid, live in self._live.items() if live.last]
+        running = f"{counts['running']} running" + (f" ({', '.join(shown[:4])}{', ...' if len(shown) > 4 else ''})" if shown else "")
+        waiting = max(0, self.spec.n_trials() - sum(counts.values()))
+        queued = f", {waiting} waiting" if waiting else ""
+        return f"[{self.sweep}] {done}/{self.spec.n_trials()} done, {running}{queued}, {counts['failed']} failed{best}; {self._timing(done + counts['failed'])}"
+
+    def _trial_epochs(self, live: _Live) -> int:
+        return live.cfg.train.epochs if live.cfg is not None else self._epochs
+
+    def _timing(self, ended: int) -> str:
+        """Elapsed and ETA from the work done by this driver: ended trials plus running trials' epoch fractions."""
+        elapsed = time.monotonic() - self._started
+        partial = sum(min(1.0, float(live.last.get("epoch", 0)) / max(1, self._trial_epochs(live))) for live in self._live.values() if live.last)
+        work = ended - self._ended_at_start + partial
+        left = self.spec.n_trials() - ended - partial
+        if work <= 0 or left <= 0:
+            return f"elapsed {_duration(elapsed)}"
+        return f"elapsed {_duration(elapsed)}, ETA ~{_duration(elapsed / work * left)}"
+
+
+def _duration(seconds: float) -> str:
+    s = round(seconds)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
 def _epoch_line(trial_id: str, result: dict[str, Any], epochs: int) -> str:

@@ -21,6 +21,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from hdc_ray.distributed.cluster import ClusterError, connect
 from hdc_ray.distributed.launch import build_trainer, storage_uri
 from hdc_ray.tune.callback import ParquetCallback
+from hdc_ray.tune.console import is_verbose, quiet_console
 from hdc_ray.tune.search import build_param_space, build_scheduler, build_searcher
 from hdc_ray.tune.spec import Spec, SpecError, trial_params
 
@@ -87,15 +88,22 @@ def run_sweep(
     resume: bool = False,
     study_storage: str | None = None,
     fail_at_epoch: int | None = None,
+    verbose: bool = False,
 ) -> tuple[str, tune.ResultGrid]:
-    """Run (or finish, with ``resume``) a sweep; returns the sweep folder (Parquet files) and Tune's results."""
+    """Run (or finish, with ``resume``) a sweep; returns the sweep folder (Parquet files) and Tune's results.
+
+    ``verbose``: per-epoch lines and Ray's own log lines (also ``HDC_RAY_VERBOSE=1``); by default one
+    progress line at a time and the warnings that matter.
+    """
     import ray
 
     name = name or spec.name
     sweep_dir = f"{storage_uri(results)}/{name}"
     tune_path = f"{sweep_dir}/{TUNE_DIR}"
     _check_fresh_or_resumable(tune_path, resume, name)
-    connect(address)
+    verbose = is_verbose(verbose)
+    quiet_console(verbose)
+    connect(address, log_to_driver=verbose)
     total = ray.cluster_resources()
     cpus, gpus = total.get("CPU", 0.0), total.get("GPU", 0.0)
     concurrency = plan_concurrency(spec, cpus, gpus, may_scale=address is not None)
@@ -117,7 +125,7 @@ def run_sweep(
             run_config=tune.RunConfig(
                 name=TUNE_DIR,
                 storage_path=sweep_dir,
-                callbacks=[ParquetCallback(spec, name, sweep_dir)],
+                callbacks=[ParquetCallback(spec, name, sweep_dir, verbose=verbose)],
                 failure_config=tune.FailureConfig(max_failures=0),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.base_config().train.keep_checkpoints),  # in-trial runs
                 verbose=0,
