@@ -51,10 +51,32 @@ def build_sampler(spec: Spec) -> optuna.samplers.BaseSampler:
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, spec.trials // 3)))
 
 
+class TaggedOptunaSearch(OptunaSearch):
+    """OptunaSearch whose Optuna trials carry the Tune trial id and how the Tune trial ended.
+
+    User attributes ``tune_trial_id`` and ``tune_status`` (completed / early_stopped / failed) make the
+    study join ``trials.parquet`` in optuna-dashboard or pandas: ASHA-stopped trials are told to Optuna as
+    COMPLETE with their truncated value (Ray's behaviour), so without the tag they look finished. With
+    several seeds (Repeater), one Optuna trial stands for ``len(seeds)`` Tune trials: the tag is the first.
+    """
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        config = super().suggest(trial_id)
+        if trial_id in self._ot_trials:
+            self._ot_trials[trial_id].set_user_attr("tune_trial_id", trial_id)
+        return config
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        if trial_id in self._ot_trials and trial_id not in self._completed_trials:
+            status = "failed" if error else "completed" if result and result.get("done") == 1 else "early_stopped"
+            self._ot_trials[trial_id].set_user_attr("tune_status", status)
+        super().on_trial_complete(trial_id, result, error)
+
+
 def build_searcher(spec: Spec, storage_url: str, study_name: str) -> Searcher:
     metrics = [o.searcher_metric for o in spec.objectives]
     modes = [o.mode for o in spec.objectives]
-    searcher: Searcher = OptunaSearch(
+    searcher: Searcher = TaggedOptunaSearch(
         metric=metrics if spec.multi_objective else metrics[0],
         mode=modes if spec.multi_objective else modes[0],
         sampler=build_sampler(spec),

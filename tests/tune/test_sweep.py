@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -67,7 +68,11 @@ def test_the_optuna_study_is_stored_next_to_the_results(smoke_sweep) -> None:  #
     with sqlite3.connect(db) as conn:
         names = [r[0] for r in conn.execute("select study_name from studies")]
         n_done = conn.execute("select count(*) from trials where state = 'COMPLETE'").fetchone()[0]
+        attrs = conn.execute("select key, value_json from trial_user_attributes order by trial_id, key").fetchall()
     assert names == ["smoke_test"] and n_done == smoke_sweep.n_trials
+    tagged = {json.loads(v) for k, v in attrs if k == "tune_trial_id"}  # the dashboard joins trials.parquet on these
+    assert tagged == set(pd.read_parquet(smoke_sweep.folder / "trials.parquet")["trial_id"])
+    assert [json.loads(v) for k, v in attrs if k == "tune_status"] == ["completed"] * smoke_sweep.n_trials
     assert (smoke_sweep.folder / "spec.yaml").is_file()
 
 
