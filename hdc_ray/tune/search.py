@@ -16,7 +16,11 @@ from hdc_ray.tune.spec import Dist, Spec
 def build_param_space(spec: Spec) -> dict[str, Any]:
     """Dotted config keys -> Tune domains. Grid specs cross variants x seeds x grid values."""
     space = {key: _domain(dist, spec.is_grid) for key, dist in spec.space.items()}
-    if spec.is_grid:
+    if spec.is_grid and spec.exclude:  # Tune crosses grid axes fully: pass the remaining cells as one axis
+        space = {k: v for k, v in space.items() if spec.space[k].kind != "grid"}
+        space["cell"] = tune.grid_search(spec.grid_cells())
+        space["train.seed"] = tune.grid_search(list(spec.seeds))
+    elif spec.is_grid:
         if spec.variants:
             space["variant"] = tune.grid_search(list(spec.variants))
         space["train.seed"] = tune.grid_search(list(spec.seeds))

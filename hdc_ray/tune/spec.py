@@ -12,7 +12,7 @@ distribution's bounds, so a typo fails before any cluster starts.
 from __future__ import annotations
 
 import difflib
-import math
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +24,7 @@ from hdc_ray.config import Config, ConfigError, apply_overrides, load_config, wi
 SPEC_DIR = Path(__file__).resolve().parents[1] / "search_spaces"  # hdc_ray/search_spaces -> ../search_spaces
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice", "fixed", "grid")
 SAMPLERS = ("tpe", "nsga2", "random", "gp", "grid")
-TOP_KEYS = ("name", "description", "base", "overrides", "space", "variants", "seeds", "objectives", "search", "scheduler", "resources")
+TOP_KEYS = ("name", "description", "base", "overrides", "space", "variants", "exclude", "seeds", "objectives", "search", "scheduler", "resources")
 # Objectives are judged on the best validation epoch so far; test metrics would leak the test set into selection.
 OBJECTIVE_METRICS_OK = ("val_", "label_ratio", "n_labeled", "train_time_s", "images_per_s")
 
@@ -97,6 +97,9 @@ class Spec:
     overrides: dict[str, Any] = field(default_factory=dict)
     space: dict[str, Dist] = field(default_factory=dict)
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # grid only: cells of variants x grid values to leave out, each a partial match such as
+    # {variant: hdc, data.label_count: 400} (an SSL method has nothing unlabelled at 100% labels)
+    exclude: tuple[dict[str, Any], ...] = ()
     seeds: tuple[int, ...] = (0,)
     objectives: tuple[Objective, ...] = (Objective("val_dice_fg", "max"),)
     sampler: str = "tpe"
@@ -136,8 +139,14 @@ class Spec:
     def n_trials(self) -> int:
         if not self.is_grid:
             return self.trials * len(self.seeds)
-        grid = math.prod(len(d.args) for d in self.space.values() if d.kind == "grid")
-        return max(1, len(self.variants)) * len(self.seeds) * grid
+        return len(self.grid_cells()) * len(self.seeds)
+
+    def grid_cells(self) -> list[dict[str, Any]]:
+        """Every combination of variant and grid values (seeds apart), minus the ``exclude`` matches."""
+        axes: dict[str, list[Any]] = {"variant": list(self.variants)} if self.variants else {}
+        axes |= {k: list(d.args) for k, d in self.space.items() if d.kind == "grid"}
+        cells = [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
+        return [c for c in cells if not any(_matches(c, rule) for rule in self.exclude)]
 
     def describe(self) -> str:
         lines = [f"sweep spec {self.name!r} ({self.path}) is valid", f"  base config: {self.base}", f"  trials: {self.n_trials()}"]
@@ -146,10 +155,13 @@ class Spec:
         lines += [f"  {k}: {d.kind} {list(d.args)}" for k, d in self.space.items()]
         if self.variants:
             lines.append("  variants: " + ", ".join(self.variants))
+        if self.exclude:
+            lines.append(f"  excluded cells: {', '.join(map(str, self.exclude))}")
         lines.append(f"  seeds: {list(self.seeds)}")
         lines.append(f"  scheduler: {self.scheduler.kind}" + (f" on {self.scheduler.metric} ({self.scheduler.mode}), grace {self.scheduler.grace_period}" if self.scheduler.kind == "asha" else ""))
         r = self.resources
-        lines.append(f"  per trial: {r.workers} worker(s) x {r.cpus_per_worker:g} CPU" + (f" + {r.gpus_per_worker:g} GPU" if r.gpus_per_worker else "") + f", driver {r.driver_cpus:g} CPU")
+        how = "trained inside the trial" if r.in_trial else f"Ray Train, driver {r.driver_cpus:g} CPU"
+        lines.append(f"  per trial: {r.workers} worker(s) x {r.cpus_per_worker:g} CPU" + (f" + {r.gpus_per_worker:g} GPU" if r.gpus_per_worker else "") + f" ({how})")
         lines.append(f"  concurrency: {self.concurrency or 'auto (what the cluster can place)'}")
         return "\n".join(lines)
 
@@ -193,6 +205,8 @@ def load_spec(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] =
         raise SpecError(f"{path}: the top level must be a mapping")
     if overrides:
         raw = apply_overrides(raw, overrides)
+    if isinstance(raw.get("overrides"), dict):  # `--set overrides.data.root=/x` nests; the spec keeps dotted keys
+        raw["overrides"] = _dotted(raw["overrides"])
     try:
         spec = _parse(raw, str(path))
         _check_configs(spec)
@@ -225,6 +239,7 @@ def _parse(raw: dict[str, Any], path: str) -> Spec:
         overrides=dict(raw.get("overrides") or {}),
         space=space,
         variants=_variants(raw.get("variants"), sampler),
+        exclude=_exclude(raw.get("exclude"), sampler),
         seeds=seeds,
         objectives=objectives,
         sampler=sampler,
@@ -235,6 +250,16 @@ def _parse(raw: dict[str, Any], path: str) -> Spec:
         resources=_resources(raw.get("resources")),
         raw=raw,
     )
+
+
+def _dotted(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out |= _dotted(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _known(section: dict[str, Any], allowed: tuple[str, ...], prefix: str) -> None:
@@ -321,6 +346,33 @@ def _variants(raw: Any, sampler: str) -> dict[str, dict[str, Any]]:
     return {str(k): dict(v or {}) for k, v in raw.items()}
 
 
+def _exclude(raw: Any, sampler: str) -> tuple[dict[str, Any], ...]:
+    if raw is None:
+        return ()
+    if sampler != "grid":
+        raise SpecError("exclude: leaving grid cells out needs search.sampler: grid")
+    if not isinstance(raw, list) or not all(isinstance(r, dict) and r for r in raw):
+        raise SpecError("exclude: expected a list of partial cells, e.g. [{variant: hdc, data.label_count: 400}]")
+    return tuple(dict(r) for r in raw)
+
+
+def _matches(cell: dict[str, Any], rule: dict[str, Any]) -> bool:
+    return all(k in cell and cell[k] == v for k, v in rule.items())
+
+
+def _check_exclude(spec: Spec) -> None:
+    """Every rule names grid axes and values that exist, and leaves something to run."""
+    axes = {"variant": list(spec.variants)} | {k: list(d.args) for k, d in spec.space.items() if d.kind == "grid"}
+    for i, rule in enumerate(spec.exclude):
+        for key, value in rule.items():
+            if key not in axes:
+                raise SpecError(f"exclude[{i}].{key}: not a grid axis; axes are {sorted(axes)}")
+            if value not in axes[key]:
+                raise SpecError(f"exclude[{i}].{key}: {value!r} is not one of the grid values {axes[key]}")
+    if not spec.grid_cells():
+        raise SpecError("exclude: every grid cell is excluded; nothing would run")
+
+
 def _seeds(raw: Any) -> tuple[int, ...]:
     seeds = raw if isinstance(raw, list) else list(range(_positive(raw, "seeds")))
     if not seeds or len(set(seeds)) != len(seeds):
@@ -396,6 +448,7 @@ def _yaml_scalar(value: Any) -> str:
 def _check_configs(spec: Spec) -> None:
     """Build the base config, every variant, and the space at its bounds: typos fail now, not mid-sweep."""
     spec.base_config()
+    _check_exclude(spec)
     for name in spec.variants or {"": {}}:
         params: dict[str, Any] = {"variant": name} if name else {}
         spec.trial_config(params | {"train.seed": spec.seeds[0]})
@@ -410,6 +463,7 @@ def _check_configs(spec: Spec) -> None:
 def trial_params(spec: Spec, params: dict[str, Any]) -> dict[str, Any]:
     """Tune's trial config -> the spec's parameters; the Repeater's ``__trial_index__`` picks the seed."""
     out = {k: v for k, v in params.items() if not k.startswith("__")}
+    out = {**out.pop("cell", {}), **out}  # a grid with exclusions: one grid axis of whole cells
     if "__trial_index__" in params and len(spec.seeds) > 1:
         out["train.seed"] = spec.seeds[int(params["__trial_index__"])]
     return out

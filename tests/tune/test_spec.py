@@ -9,7 +9,7 @@ import yaml
 
 from hdc_ray.tune.spec import SpecError, is_spec_file, load_spec, shipped_spec_names, trial_params
 
-SHIPPED = ["smoke", "loss_weights", "noise_levels", "label_budget", "ablation"]
+SHIPPED = ["smoke", "loss_weights", "noise_levels", "label_budget", "ablation", "study"]
 
 
 def _write(tmp_path: Path, body: dict) -> Path:  # type: ignore[type-arg]
@@ -113,3 +113,56 @@ def test_cli_overrides_reach_the_spec() -> None:
 def test_trial_params_drop_tune_bookkeeping_and_pick_the_seed_by_trial_index() -> None:
     spec = load_spec("smoke", ["seeds=[3, 4]"])
     assert trial_params(spec, {"loss.w_cg": 0.1, "__trial_index__": 1}) == {"loss.w_cg": 0.1, "train.seed": 4}
+
+
+def test_grid_exclude_leaves_cells_out_and_the_param_space_carries_the_rest() -> None:
+    from ray import tune
+
+    from hdc_ray.tune.search import build_param_space
+
+    spec = load_spec("study")
+    cells = spec.grid_cells()
+    assert {"variant": "hdc", "data.label_count": None} not in cells
+    assert {"variant": "supervised", "data.label_count": None} in cells and {"variant": "hdc", "data.label_count": 4} in cells
+    assert len(cells) == 3 * 4 - 2 and spec.n_trials() == len(cells) * len(spec.seeds)
+    space = build_param_space(spec)
+    assert space["cell"] == tune.grid_search(cells) and "data.label_count" not in space
+    params = trial_params(spec, {"cell": {"variant": "hdc", "data.label_count": 8}, "train.seed": 1})
+    assert params == {"variant": "hdc", "data.label_count": 8, "train.seed": 1}
+    cfg = spec.trial_config(params)
+    assert cfg.train.method == "hdc" and cfg.data.label_count == 8 and cfg.train.seed == 1
+    reference = spec.trial_config(trial_params(spec, {"cell": {"variant": "supervised", "data.label_count": None}, "train.seed": 0}))
+    assert reference.data.label_count is None and reference.data.label_ratio == 1.0
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ({"variant": "nope"}, r"exclude\[0\]\.variant: 'nope' is not one of the grid values"),
+        ({"train.lr": 0.1}, r"exclude\[0\]\.train\.lr: not a grid axis"),
+        ({"data.label_count": 4}, None),  # fine: drops a whole column
+    ],
+)
+def test_bad_exclude_rules_are_named(rule: dict, message: str | None) -> None:  # type: ignore[type-arg]
+    overrides = [f"exclude=[{_flow(rule)}]"]
+    if message is None:
+        assert load_spec("study", overrides).n_trials() == (3 * 4 - 3) * 2  # the list replaces the shipped rules
+    else:
+        with pytest.raises(SpecError, match=message):
+            load_spec("study", overrides)
+
+
+def test_excluding_everything_or_outside_a_grid_is_refused() -> None:
+    with pytest.raises(SpecError, match="every grid cell is excluded"):
+        load_spec("study", ["exclude=[{data.label_count: 4}, {data.label_count: 8}, {data.label_count: 16}, {data.label_count: null}]"])
+    with pytest.raises(SpecError, match=r"needs search\.sampler: grid"):
+        load_spec("smoke", ["exclude=[{variant: hdc}]"])
+
+
+def test_dotted_overrides_from_the_command_line() -> None:
+    spec = load_spec("study", ["overrides.train.epochs=3", "overrides.data.n_val=7"])
+    assert spec.overrides["train.epochs"] == 3 and spec.base_config().data.n_val == 7
+
+
+def _flow(rule: dict) -> str:  # type: ignore[type-arg]
+    return "{" + ", ".join(f"{k}: {v!r}" for k, v in rule.items()) + "}"
