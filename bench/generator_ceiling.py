@@ -87,7 +87,7 @@ def train_one(config: str, overrides: list[str], task: str, count: int | None, s
     from hdc_ray.train.loop import fit
 
     torch.set_num_threads(1)
-    budget = ["data.label_ratio=1.0"] if count is None else [f"data.label_count={count}"]
+    budget = ["data.label_count=null", "data.label_ratio=1.0"] if count is None else [f"data.label_count={count}"]
     cfg = load_config(config, [*overrides, f"data.task={task}", "train.method=supervised", *budget,
                                f"train.seed={seed}", f"train.epochs={epochs}", f"train.iters_per_epoch={iters}"])  # fmt: skip
     start = time.perf_counter()
