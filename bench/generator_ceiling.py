@@ -1,6 +1,6 @@
 """Ceiling and floor of the synthetic benchmark: can the label be read from the image, and what do labels buy?
 
-    python bench/generator_ceiling.py [--tasks cervix psfh] [--counts 4 8] [--epochs 10] [--iters 40] [--jobs 1]
+    python bench/generator_ceiling.py [--tasks cervix psfh] [--counts 4 8] [--seeds 0] [--epochs E] [--iters I] [--jobs 1]
 
 Per task, on the config's default preset (``--config synthetic``, 64 px):
 - ``oracle``: the noise-free anatomy map (structure contrasts after the boundary blur, canal and skull
@@ -104,8 +104,8 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=["cervix", "psfh"])
     parser.add_argument("--counts", type=int, nargs="+", default=[4, 8], help="labelled images of the low budgets")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="each seed is another split (data.split_seed follows it)")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--iters", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=None, help="default: the config's train.epochs")
+    parser.add_argument("--iters", type=int, default=None, help="default: the config's train.iters_per_epoch")
     parser.add_argument("--oracle-n", type=int, default=100, help="samples for the oracle and the erosion/dilation figures")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--jobs", type=int, default=1)
@@ -115,11 +115,15 @@ def main() -> None:
     from hdc_ray.config import load_config
     from hdc_ray.data.synthetic import CLASS_NAMES
 
-    base = load_config(args.config, args.overrides).data
+    base_cfg = load_config(args.config, args.overrides)
+    base = base_cfg.data
+    args.epochs = args.epochs or base_cfg.train.epochs
+    args.iters = args.iters or base_cfg.train.iters_per_epoch
     start = time.perf_counter()
     runs: list[dict] = []  # type: ignore[type-arg]
     if not args.no_train:
-        jobs = [(args.config, args.overrides, t, c, s, args.epochs, args.iters) for t in args.tasks for c in [None, *args.counts] for s in args.seeds]
+        # The all-label (slowest to matter) arms first: their figures arrive first.
+        jobs = [(args.config, args.overrides, t, c, s, args.epochs, args.iters) for c in [None, *args.counts] for t in args.tasks for s in args.seeds]
         with ProcessPoolExecutor(args.jobs) as pool:
             for run in pool.map(train_one, *zip(*jobs, strict=True)):
                 runs.append(run)

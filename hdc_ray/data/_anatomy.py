@@ -212,8 +212,8 @@ def cervix_scene(
     """FUGC-like cervix: anterior lip (1) above a curved canal, posterior lip (2) below, a canal line
     between them, a dark bladder above; plus lip-like distractors.
 
-    Geometry knobs (ranges drawn per image, see ``synthetic.PRESETS``): ``lip_b`` the thickness of each
-    lip; ``canal`` "bright" (a thin echogenic line, the v1 look: ``canal_db`` is then a multiple of the
+    Geometry knobs (ranges drawn per image, see ``synthetic.PRESETS``): ``lip_a`` the half-length of the
+    cervix, ``lip_b`` the thickness of each lip; ``canal`` "bright" (a thin echogenic line, the v1 look: ``canal_db`` is then a multiple of the
     lip contrast) or "dark" (an anechoic gap ``canal_db`` dB below the lips, the boundary a model can see);
     ``canal_px`` its Gaussian sigma in image units; ``lip_delta_db`` the echogenicity difference between
     the lips (random sign; (0, 0): equal lips). ``probe`` is a coarse grid of image points used to keep
@@ -223,7 +223,7 @@ def cervix_scene(
     cx, cy = sector.point(rng.uniform(0.35, 0.6), rng.uniform(-0.3, 0.3))
     # Wide sectors overhang the image: keep the cervix (nearly) whole inside it.
     frame = Frame(float(np.clip(cx, 0.36, 0.64)), cy, math.radians(rng.uniform(-30.0, 30.0)), rng.uniform(-1.2, 1.2))
-    half_len, taper = rng.uniform(0.22, 0.32), rng.uniform(-0.35, 0.35)
+    half_len, taper = rng.uniform(*knobs["lip_a"]), rng.uniform(-0.35, 0.35)
     lips = Blob(frame, half_len, b_neg=rng.uniform(*knobs["lip_b"]), b_pos=rng.uniform(*knobs["lip_b"]), taper=taper)
     scene = Scene()
     if rng.random() < 0.85:

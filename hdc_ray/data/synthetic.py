@@ -45,21 +45,22 @@ CLASS_NAMES: dict[str, tuple[str, ...]] = {
 # contrast_db: structure vs tissue echogenicity; blur_px: boundary blur sigma in pixels at 128 x 128;
 # dropout: share of each outline whose contrast fades; looks: speckle compounding (more = smoother);
 # shadows: random acoustic shadows; distractors: unlabelled look-alike blobs. Geometry (image units, the
-# image is the unit square: 0.0156 is one pixel at 64 px): lip_b: thickness of each cervix lip; canal:
+# image is the unit square: 0.0156 is one pixel at 64 px): lip_a: half-length of the cervix; lip_b:
+# thickness of each lip; canal:
 # "dark" (an anechoic gap canal_db below the lips) or "bright" (a line canal_db x the lip contrast);
 # canal_px: the canal's Gaussian sigma; lip_delta_db: echogenicity difference between the lips (random
 # sign); ps_a / ps_b: semi-axes of the pubic symphysis.
-_V2_GEOMETRY: dict[str, Any] = {"canal": "dark", "canal_px": (0.008, 0.012), "ps_a": (0.08, 0.11), "ps_b": (0.03, 0.042)}
-_V1_GEOMETRY: dict[str, Any] = {"lip_b": (0.08, 0.13), "canal": "bright", "canal_db": (0.6, 1.0), "canal_px": (0.006, 0.01),
+_V2_GEOMETRY: dict[str, Any] = {"lip_a": (0.25, 0.34), "canal": "dark", "canal_px": (0.008, 0.012), "ps_a": (0.085, 0.115), "ps_b": (0.033, 0.045)}
+_V1_GEOMETRY: dict[str, Any] = {"lip_a": (0.22, 0.32), "lip_b": (0.08, 0.13), "canal": "bright", "canal_db": (0.6, 1.0), "canal_px": (0.006, 0.01),
                                 "lip_delta_db": (0.0, 0.0), "ps_a": (0.075, 0.105), "ps_b": (0.025, 0.038)}  # fmt: skip
 PRESETS: dict[str, dict[str, Any]] = {
     # Generator v2 (the default family): the label can be read from the image at 64 px. Lips 8-11 px
     # thick, a ~1 px dark canal, sub-pixel boundary blur at 64 px, little dropout; measured ceiling and
     # floor in docs/benchmarks.md ("Synthetic benchmark: ceiling and floor").
     "easy": {"contrast_db": (6, 10), "blur_px": (0.5, 1), "dropout": (0.0, 0.1), "looks": (2, 2), "shadows": (0, 1), "distractors": (0, 1),
-             "lip_b": (0.13, 0.18), "canal_db": (10, 14), "lip_delta_db": (2, 4), **_V2_GEOMETRY},
+             "lip_b": (0.14, 0.19), "canal_db": (10, 14), "lip_delta_db": (2, 4), **_V2_GEOMETRY},
     "medium": {"contrast_db": (4, 8), "blur_px": (0.5, 1), "dropout": (0.0, 0.15), "looks": (1, 1), "shadows": (0, 2), "distractors": (1, 2),
-               "lip_b": (0.12, 0.17), "canal_db": (8, 12), "lip_delta_db": (1, 3), **_V2_GEOMETRY},
+               "lip_b": (0.13, 0.18), "canal_db": (8, 12), "lip_delta_db": (1, 3), **_V2_GEOMETRY},
     "hard": {"contrast_db": (3, 6), "blur_px": (1, 2), "dropout": (0.1, 0.3), "looks": (1, 1), "shadows": (1, 3), "distractors": (1, 3),
              "lip_b": (0.1, 0.15), "canal_db": (6, 10), "lip_delta_db": (0, 2), **_V2_GEOMETRY},
     # Generator v1 (the first benchmark; pixel-identical to it): lips ~5 px thick at 64 px, a faint
