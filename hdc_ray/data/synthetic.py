@@ -1,11 +1,21 @@
 """Synthetic fetal-ultrasound benchmark: procedurally generated images with exact masks, for offline work.
 
 Recipe (see docs/guides/datasets.md): in polar (depth x scan-line) coordinates, an anatomy label map
-(cervix: two lips of equal echogenicity split by a canal, a dark bladder; PSFH: a fetal head with a skull
-ring and a small bright pubic symphysis), echogenicity in dB (Gaussian random field texture + structure
-contrasts blurred at the boundary, faded along random arcs, plus look-alike distractors), depth
-attenuation, bone shadows and random acoustic shadows, speckle (complex Gaussian scatterers * anisotropic
-PSF, envelope, L looks), log compression to a 45-60 dB dynamic range and scan conversion.
+(cervix: two lips split by a canal, a dark bladder; PSFH: a fetal head with a skull ring and a small bright
+pubic symphysis), echogenicity in dB (Gaussian random field texture + structure contrasts blurred at the
+boundary, faded along random arcs, plus look-alike distractors), depth attenuation, bone shadows and
+random acoustic shadows, speckle (complex Gaussian scatterers * anisotropic PSF, envelope, L looks), log
+compression to a 45-60 dB dynamic range and scan conversion.
+
+Generator v2 (presets "easy" / "medium" / "hard"; "medium" is the benchmark) draws what a benchmark of
+label budgets needs: a label that can be read from the image at the working resolution (64 px). Each lip
+is 8-12 px thick at 64 px, a ~1-2 px dark canal separates them and they differ by 1-3 dB in echogenicity,
+the boundary blur is under a pixel, dropout small; the pubic symphysis is ~1.2% of the pixels and 4-6 px
+across. Speckle, attenuation, shadows, distractors and per-image acquisition randomness are unchanged.
+The first generator's presets stay reachable as "v1_easy" / "v1_medium" / "v1_hard" (pixel-identical to
+it): thin lips and a faint canal, a class boundary a model can barely see. Ceiling (oracle on the
+noise-free map, 1-px erosion/dilation, supervised on all labels) and floor (4 and 8 labels):
+``bench/generator_ceiling.py``, figures in docs/benchmarks.md ("Synthetic benchmark: ceiling and floor").
 
     >>> spec = SyntheticSpec("cervix", "medium", 128)
     >>> images, masks = generate_dataset(spec, n=400, seed=0, cache_dir="~/.cache/hdc-ray/synthetic")
