@@ -38,14 +38,19 @@ class DataConfig:
     source: Literal["synthetic", "fugc", "psfh"] = "synthetic"
     root: str | None = None  # dataset folder for real sources
     task: Literal["cervix", "psfh"] = "cervix"  # synthetic anatomy (FUGC-like or PSFH-like)
-    difficulty: Literal["easy", "medium", "hard"] = "medium"  # "medium" is where SSL helps; "hard" stresses it
+    # Synthetic preset (hdc_ray/data/synthetic.py PRESETS): "easy" / "medium" / "hard" are generator v2, whose
+    # labels can be read at 64 px ("medium" is the benchmark); "v1_*" are the first generator's presets
+    # (thin lips, a faint canal: class boundary barely visible), kept to stress methods.
+    difficulty: Literal["easy", "medium", "hard", "v1_easy", "v1_medium", "v1_hard"] = "medium"
     image_size: int = 128  # training resolution (square); metrics are computed at native size
     n_train: int = 400  # synthetic training pool (labelled + unlabelled)
     n_val: int = 40  # model selection only
     n_test: int = 80  # reported numbers only; never seen during selection
     label_ratio: float = 0.1  # fraction of the training pool that keeps its labels, in (0, 1]
-    label_count: int | None = None  # overrides label_ratio when set (e.g. FUGC's 50 labelled images)
-    split_seed: int = 0  # which images are labelled / val / test; recorded as split_hash
+    label_count: int | None = None  # labelled images; overrides label_ratio when set (benchmarks: 4, 8, 16)
+    # Which images are labelled / val / test; recorded as split_hash. None: follow train.seed, so seeds are
+    # different splits (the variance that dominates at a few labels); an int pins the split across seeds.
+    split_seed: int | None = None
     data_seed: int = 0  # synthetic generator seed
     cache_dir: str | None = None  # where generated synthetic arrays are cached (None: ~/.cache/hdc-ray)
 
@@ -55,6 +60,19 @@ class DataConfig:
         _check(self.image_size >= 16 and self.image_size % 16 == 0, "data.image_size", "must be a multiple of 16, >= 16")
         _check(self.n_train >= 2 and self.n_val >= 1 and self.n_test >= 1, "data.n_train", "pools must be non-empty")
         _check(self.source == "synthetic" or self.root is not None, "data.root", f"source {self.source!r} needs data.root")
+        _check(self.split_seed is None or self.split_seed >= 0, "data.split_seed", "must be >= 0 or null (follow train.seed)")
+        if self.source == "synthetic":
+            pool = self.n_train
+            _check(self.label_count is None or self.label_count <= pool, "data.label_count",
+                   f"{self.label_count} labelled images asked for, but the training pool has only data.n_train={pool}")  # fmt: skip
+            _check(self.label_count is not None or self.label_ratio * pool >= 0.5, "data.label_ratio",
+                   f"{self.label_ratio} of data.n_train={pool} rounds to 0 labelled images; raise it or set data.label_count")  # fmt: skip
+
+    @property
+    def effective_split_seed(self) -> int:
+        """The seed that draws the split: ``split_seed`` if pinned, else the run's ``train.seed`` (bound by
+        ``Config``; a DataConfig built on its own follows train.seed's default, 0)."""
+        return self.split_seed if self.split_seed is not None else int(getattr(self, "_run_seed", 0))
 
 
 @dataclass(frozen=True)
@@ -222,12 +240,23 @@ class Config:
     dist: DistConfig = field(default_factory=DistConfig)
 
     def __post_init__(self) -> None:
+        _bind_run_seed(self)
         levels = _valid_levels(self.model.depth)
         for level in (*self.loss.cg_levels, self.loss.mi_level):
             _check(level in levels, "loss.cg_levels", f"unknown feature level {level!r}; choose from {levels}")
         workers, b_l, b_u = self.dist.workers, self.train.batch_labeled, self.train.batch_unlabeled
         # The global batch is split evenly across ranks, so results do not depend on the worker count.
         _check(b_l % workers == 0 and b_u % workers == 0, "dist.workers", f"must divide train.batch_labeled ({b_l}) and train.batch_unlabeled ({b_u})")
+
+
+def _bind_run_seed(cfg: Config) -> None:
+    """``data.split_seed: null`` follows ``train.seed``: give the data section (a private copy: sections may
+    be shared between configs) the run seed, so ``build_data(cfg.data)`` draws that run's split. Not a
+    field: ``to_dict`` keeps ``null``, so a sweep's ``with_overrides(train.seed=...)`` re-binds it."""
+    if cfg.data.split_seed is None:
+        data = dataclasses.replace(cfg.data)
+        object.__setattr__(data, "_run_seed", cfg.train.seed)
+        object.__setattr__(cfg, "data", data)
 
 
 def _valid_levels(depth: int) -> list[str]:

@@ -107,3 +107,47 @@ def test_dump_yaml_reloads_to_the_same_config(tmp_path: Path) -> None:
 
 def test_defaults_are_a_valid_config() -> None:
     assert isinstance(config_from_dict({}), Config)
+
+
+# ------------------------------------------------------------------------------ label budgets and splits
+
+
+def test_split_seed_follows_train_seed_unless_pinned() -> None:
+    cfg = load_config("tiny", ["train.seed=3"])
+    assert cfg.data.split_seed is None and cfg.data.effective_split_seed == 3
+    # A sweep changes train.seed through with_overrides: the split follows (null survives to_dict).
+    assert with_overrides(cfg, {"train.seed": 5}).data.effective_split_seed == 5
+    assert flatten(cfg)["data.split_seed"] is None
+    pinned = load_config("tiny", ["train.seed=3", "data.split_seed=1"])
+    assert pinned.data.effective_split_seed == 1 and with_overrides(pinned, {"train.seed": 5}).data.effective_split_seed == 1
+    # Sections may be shared between configs: binding the run seed never leaks into another config.
+    other = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=7))
+    assert other.data.effective_split_seed == 7 and cfg.data.effective_split_seed == 3
+    import pickle
+
+    assert pickle.loads(pickle.dumps(other)).data.effective_split_seed == 7  # Ray ships configs to workers
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["data.label_count=25"], r"data\.label_count: 25 labelled images asked for, but the training pool has only data\.n_train=24"),
+        (["data.label_count=0"], r"data\.label_count: must be >= 1"),
+        (["data.label_ratio=0.01"], r"data\.label_ratio: 0\.01 of data\.n_train=24 rounds to 0 labelled images"),
+        (["data.split_seed=-1"], r"data\.split_seed: must be >= 0 or null"),
+    ],
+)
+def test_impossible_label_budgets_are_config_errors(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config("tiny", overrides)
+
+
+def test_a_count_budget_ignores_the_ratio() -> None:
+    cfg = load_config("tiny", ["data.label_count=4", "data.label_ratio=0.01"])  # a count wins: no rounding error
+    assert cfg.data.label_count == 4
+
+
+def test_old_generator_presets_stay_reachable() -> None:
+    assert load_config("tiny", ["data.difficulty=v1_hard"]).data.difficulty == "v1_hard"
+    with pytest.raises(ConfigError, match="is not one of"):
+        load_config("tiny", ["data.difficulty=brutal"])

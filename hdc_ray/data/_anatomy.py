@@ -9,8 +9,9 @@ square, x right, y down).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -78,6 +79,7 @@ class Region:
     contrast_db: float
     label: int = 0  # 0: unlabelled (background tissue, bladder, distractors)
     label_pos: int | None = None  # if set, the v >= v0 half gets this label instead (the two cervix lips)
+    contrast_pos_db: float = 0.0  # added on the v >= 0 half (the posterior lip's own echogenicity)
     fade: np.ndarray | None = None  # (_FADE_BINS,) contrast weight along the outline, 1 = fully visible
     shadow_db: float = 0.0  # attenuation per crossing (bone > 0, fluid enhancement < 0)
 
@@ -92,6 +94,9 @@ class Line:
     width: float  # Gaussian sigma in image units
     fade: np.ndarray | None = None
     shadow_db: float = 0.0
+    # "axis" lines fade out over the last quarter of ``reach * a`` (1.0: the v1 canal, which died out before
+    # the lip tips and let the lips merge there; 1.25: full strength along the whole blob).
+    reach: float = 1.0
 
 
 @dataclass
@@ -119,10 +124,11 @@ class Scene:
         regions_db, lines_db = np.zeros(x.shape), np.zeros(x.shape)
         shadows: list[tuple[np.ndarray, np.ndarray]] = []
         for region in self.regions:
-            du, dv, _, _ = region.blob.local(x, y)
+            du, dv, _, v = region.blob.local(x, y)
             rho = np.sqrt(du * du + dv * dv)
             inside = (rho < 1.0).astype(np.float64)
-            regions_db += region.contrast_db * inside * _region_fade(region.fade, rho, du, dv)
+            contrast = region.contrast_db + region.contrast_pos_db * (v >= 0.0) if region.contrast_pos_db else region.contrast_db
+            regions_db += contrast * inside * _region_fade(region.fade, rho, du, dv)
             if region.shadow_db:
                 shadows.append(((region.shadow_db / region.blob.thickness) * inside, inside))
         for line in self.lines:
@@ -157,7 +163,7 @@ def _line_profile(line: Line, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         position = _outline_position(du, dv)
     else:
         along = u / line.blob.a
-        profile = np.exp(-0.5 * (v / line.width) ** 2) * np.clip(4.0 * (1.0 - np.abs(along)), 0.0, 1.0)
+        profile = np.exp(-0.5 * (v / line.width) ** 2) * np.clip(4.0 * (line.reach - np.abs(along)), 0.0, 1.0)
         position = 0.5 * (np.clip(along, -1.0, 1.0) + 1.0)
     if line.fade is not None:
         profile = profile * _lookup(line.fade, position)
@@ -198,27 +204,40 @@ def _overlaps(blob: Blob, others: Sequence[Blob], x: np.ndarray, y: np.ndarray, 
 def cervix_scene(
     sector: Sector,
     contrast: float,
-    dropout: tuple[float, float],
+    knobs: Mapping[str, Any],
     n_distractors: int,
     rng: np.random.Generator,
     probe: tuple[np.ndarray, np.ndarray],
 ) -> Scene:
-    """FUGC-like cervix: anterior lip (1) above a curved canal, posterior lip (2) below, same echogenicity,
-    a thin bright canal line between them, a dark bladder above; plus lip-like distractors.
+    """FUGC-like cervix: anterior lip (1) above a curved canal, posterior lip (2) below, a canal line
+    between them, a dark bladder above; plus lip-like distractors.
 
-    ``probe`` is a coarse grid of image points used to keep distractors off the anatomy.
+    Geometry knobs (ranges drawn per image, see ``synthetic.PRESETS``): ``lip_a`` the half-length of the
+    cervix, ``lip_b`` the thickness of each lip; ``canal`` "bright" (a thin echogenic line, the v1 look: ``canal_db`` is then a multiple of the
+    lip contrast) or "dark" (an anechoic gap ``canal_db`` dB below the lips, the boundary a model can see);
+    ``canal_px`` its Gaussian sigma in image units; ``lip_delta_db`` the echogenicity difference between
+    the lips (random sign; (0, 0): equal lips). ``probe`` is a coarse grid of image points used to keep
+    distractors off the anatomy.
     """
+    dropout = knobs["dropout"]
     cx, cy = sector.point(rng.uniform(0.35, 0.6), rng.uniform(-0.3, 0.3))
     # Wide sectors overhang the image: keep the cervix (nearly) whole inside it.
     frame = Frame(float(np.clip(cx, 0.36, 0.64)), cy, math.radians(rng.uniform(-30.0, 30.0)), rng.uniform(-1.2, 1.2))
-    half_len, taper = rng.uniform(0.22, 0.32), rng.uniform(-0.35, 0.35)
-    lips = Blob(frame, half_len, b_neg=rng.uniform(0.08, 0.13), b_pos=rng.uniform(0.08, 0.13), taper=taper)
+    half_len, taper = rng.uniform(*knobs["lip_a"]), rng.uniform(-0.35, 0.35)
+    lips = Blob(frame, half_len, b_neg=rng.uniform(*knobs["lip_b"]), b_pos=rng.uniform(*knobs["lip_b"]), taper=taper)
     scene = Scene()
     if rng.random() < 0.85:
         scene.regions.append(_bladder(lips, rng))
-    scene.regions.append(Region(lips, contrast, label=1, label_pos=2, fade=dropout_fade(rng.uniform(*dropout), rng)))
+    lip_fade = dropout_fade(rng.uniform(*dropout), rng)
+    delta = _signed(knobs["lip_delta_db"], rng)
+    scene.regions.append(Region(lips, contrast, label=1, label_pos=2, fade=lip_fade, contrast_pos_db=delta))
     canal_fade = dropout_fade(rng.uniform(*dropout), rng, periodic=False)
-    scene.lines.append(Line(lips, "axis", contrast * rng.uniform(0.6, 1.0), rng.uniform(0.006, 0.01), canal_fade))
+    if knobs["canal"] == "bright":
+        canal_db = contrast * rng.uniform(*knobs["canal_db"])
+    else:  # "dark": below the brighter lip, so the gap reads dark on both sides
+        canal_db = -(rng.uniform(*knobs["canal_db"]) + max(delta, 0.0))
+    reach = 1.0 if knobs["canal"] == "bright" else 1.25  # the dark canal runs the whole length of the lips
+    scene.lines.append(Line(lips, "axis", canal_db, rng.uniform(*knobs["canal_px"]), canal_fade, reach=reach))
     avoid = [lips] + [r.blob for r in scene.regions[:-1]]
     for _ in range(n_distractors):
         blob = _free_blob(sector, avoid, rng, probe, a=(0.04, 0.1), b=(0.025, 0.06), curvature=2.0)
@@ -226,6 +245,13 @@ def cervix_scene(
             scene.regions.insert(0, Region(blob, contrast * rng.uniform(0.8, 1.2)))
             avoid.append(blob)
     return scene
+
+
+def _signed(bounds: tuple[float, float], rng: np.random.Generator) -> float:
+    """A magnitude from ``bounds`` with a random sign; no draw at all for (0, 0) (keeps v1 streams)."""
+    if bounds[1] <= 0.0:
+        return 0.0
+    return float(rng.uniform(*bounds) * rng.choice((-1.0, 1.0)))
 
 
 def _bladder(lips: Blob, rng: np.random.Generator) -> Region:
@@ -264,14 +290,17 @@ def _free_blob(
 def psfh_scene(
     sector: Sector,
     contrast: float,
-    dropout: tuple[float, float],
+    knobs: Mapping[str, Any],
     n_distractors: int,
     rng: np.random.Generator,
     probe: tuple[np.ndarray, np.ndarray],
 ) -> Scene:
     """PSFH-like transperineal view: a small thin bright pubic symphysis (1, ~1% of pixels) up left, a large
-    fetal head (2) below right with a bright, partly dropped skull ring and a midline; bone shadows."""
-    ps = _pubic_symphysis(sector, rng)
+    fetal head (2) below right with a bright, partly dropped skull ring and a midline; bone shadows.
+
+    Knobs: ``ps_b`` / ``ps_a`` the symphysis' semi-axes (image units), ``dropout`` the outline fades."""
+    dropout = knobs["dropout"]
+    ps = _pubic_symphysis(sector, knobs["ps_a"], knobs["ps_b"], rng)
     head = _fetal_head(sector, ps, rng, probe)
     scene = Scene()
     scene.regions.append(Region(head, -contrast * rng.uniform(0.7, 1.0), label=2, fade=dropout_fade(rng.uniform(*dropout), rng)))
@@ -295,11 +324,11 @@ def psfh_scene(
     return scene
 
 
-def _pubic_symphysis(sector: Sector, rng: np.random.Generator) -> Blob:
+def _pubic_symphysis(sector: Sector, a: tuple[float, float], b: tuple[float, float], rng: np.random.Generator) -> Blob:
     cx, cy = sector.point(rng.uniform(0.12, 0.35), rng.uniform(-0.75, -0.2))
     frame = Frame(cx, cy, math.radians(rng.uniform(15.0, 50.0)), rng.uniform(-0.8, 0.8))
-    half = rng.uniform(0.025, 0.038)  # ~0.9% of the image on average, as in PSFH
-    return Blob(frame, rng.uniform(0.075, 0.105), half, half * rng.uniform(0.8, 1.2))
+    half = rng.uniform(*b)  # v1 (0.025, 0.038): ~0.9% of the image on average, as in PSFH
+    return Blob(frame, rng.uniform(*a), half, half * rng.uniform(0.8, 1.2))
 
 
 def _fetal_head(sector: Sector, ps: Blob, rng: np.random.Generator, probe: tuple[np.ndarray, np.ndarray]) -> Blob:

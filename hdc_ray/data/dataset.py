@@ -1,7 +1,8 @@
 """Assemble the four training/evaluation sets from a ``DataConfig``: the data side of one run.
 
 Synthetic: generate (or load from the cache) a pool of ``n_train + n_val + n_test`` images from
-``data_seed``, then split it with ``split_seed``. FUGC / PSFH: read the user's folder, split it (val/test
+``data_seed``, then split it with ``split_seed`` (by default the run's ``train.seed``: every seed is another
+labelled set; see ``DataConfig.effective_split_seed``). FUGC / PSFH: read the user's folder, split it (val/test
 only from labelled images), resize to ``image_size`` (images bilinear, masks nearest) and keep the native
 masks of labelled/val/test images for metrics at native resolution. For real sources ``n_train`` is
 ignored (the training pool is every image not in val/test) and the label budget applies to the labelled
@@ -85,7 +86,7 @@ def _synthetic(cfg: DataConfig, progress: bool) -> DataBundle:
     images, masks = generate_dataset(spec, n, cfg.data_seed, cache_dir=cache, progress=progress)
     keys = [f"synthetic/{cfg.task}-{cfg.difficulty}-{cfg.image_size}-seed{cfg.data_seed}/{i:05d}" for i in range(n)]
     split = make_split(
-        keys, n_val=cfg.n_val, n_test=cfg.n_test, label_ratio=cfg.label_ratio, label_count=cfg.label_count, seed=cfg.split_seed
+        keys, n_val=cfg.n_val, n_test=cfg.n_test, label_ratio=cfg.label_ratio, label_count=cfg.label_count, seed=cfg.effective_split_seed
     )
 
     def subset(index: np.ndarray, labelled: bool) -> ArrayDataset:
@@ -123,7 +124,7 @@ def _real(cfg: DataConfig, progress: bool) -> DataBundle:
     keys = [f.key for f in files]
     has_mask = np.array([f.mask_path is not None for f in files])
     split = make_split(keys, n_val=cfg.n_val, n_test=cfg.n_test, label_ratio=cfg.label_ratio,
-                       label_count=cfg.label_count, seed=cfg.split_seed, labeled_mask=has_mask)  # fmt: skip
+                       label_count=cfg.label_count, seed=cfg.effective_split_seed, labeled_mask=has_mask)  # fmt: skip
     counter = _Progress(len(files), cfg.source, progress)
 
     def subset(index: np.ndarray, labelled: bool) -> ArrayDataset:

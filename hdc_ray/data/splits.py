@@ -50,8 +50,9 @@ def make_split(
     ``labeled_mask`` (bool, one per key) marks the items that have masks (FUGC: 50 labelled + 450
     label-less images). Validation and test are drawn from those only, label-less items always go to the
     unlabelled set, and the label budget applies to the labelled candidates left for training: the
-    labelled set is ``label_count`` items, or ``round(label_ratio * candidates)`` (at least 1). Without a
-    mask every item is a candidate, so this is ``label_ratio`` of the training pool.
+    labelled set is ``label_count`` items, or ``round(label_ratio * candidates)`` (a budget of 0 images, or
+    more than there are, is a DataError). Without a mask every item is a candidate, so this is
+    ``label_ratio`` of the training pool. Budgets as counts (4, 8, 16) are what label-budget curves plot.
     """
     keys = list(keys)
     has_mask = _mask(keys, labeled_mask)
@@ -98,8 +99,13 @@ def _budget(candidates: int, label_ratio: float | None, label_count: int | None)
         raise DataError("split: give label_ratio or label_count")
     if not 0.0 < label_ratio <= 1.0:
         raise DataError(f"split: label_ratio must be in (0, 1], got {label_ratio}")
-    # Round half up (not Python's banker's rounding) so budgets are predictable; keep at least one label.
-    return max(1, min(candidates, math.floor(label_ratio * candidates + 0.5)))
+    # Round half up (not Python's banker's rounding) so budgets are predictable. A ratio that rounds to no
+    # labelled image is an error, not a silent 1: a budget curve must show the budget it ran.
+    n_labeled = min(candidates, math.floor(label_ratio * candidates + 0.5))
+    if n_labeled < 1:
+        raise DataError(f"split: label_ratio={label_ratio} of {candidates} training images rounds to 0 labelled images; "
+                        "raise it or give label_count")  # fmt: skip
+    return n_labeled
 
 
 def _check_partition(parts: list[np.ndarray], n: int) -> None:

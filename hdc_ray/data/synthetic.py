@@ -1,11 +1,21 @@
 """Synthetic fetal-ultrasound benchmark: procedurally generated images with exact masks, for offline work.
 
 Recipe (see docs/guides/datasets.md): in polar (depth x scan-line) coordinates, an anatomy label map
-(cervix: two lips of equal echogenicity split by a canal, a dark bladder; PSFH: a fetal head with a skull
-ring and a small bright pubic symphysis), echogenicity in dB (Gaussian random field texture + structure
-contrasts blurred at the boundary, faded along random arcs, plus look-alike distractors), depth
-attenuation, bone shadows and random acoustic shadows, speckle (complex Gaussian scatterers * anisotropic
-PSF, envelope, L looks), log compression to a 45-60 dB dynamic range and scan conversion.
+(cervix: two lips split by a canal, a dark bladder; PSFH: a fetal head with a skull ring and a small bright
+pubic symphysis), echogenicity in dB (Gaussian random field texture + structure contrasts blurred at the
+boundary, faded along random arcs, plus look-alike distractors), depth attenuation, bone shadows and
+random acoustic shadows, speckle (complex Gaussian scatterers * anisotropic PSF, envelope, L looks), log
+compression to a 45-60 dB dynamic range and scan conversion.
+
+Generator v2 (presets "easy" / "medium" / "hard"; "medium" is the benchmark) draws what a benchmark of
+label budgets needs: a label that can be read from the image at the working resolution (64 px). Each lip
+is 8-12 px thick at 64 px, a ~1-2 px dark canal separates them and they differ by 1-3 dB in echogenicity,
+the boundary blur is under a pixel, dropout small; the pubic symphysis is ~1.2% of the pixels and 4-6 px
+across. Speckle, attenuation, shadows, distractors and per-image acquisition randomness are unchanged.
+The first generator's presets stay reachable as "v1_easy" / "v1_medium" / "v1_hard" (pixel-identical to
+it): thin lips and a faint canal, a class boundary a model can barely see. Ceiling (oracle on the
+noise-free map, 1-px erosion/dilation, supervised on all labels) and floor (4 and 8 labels):
+``bench/generator_ceiling.py``, figures in docs/benchmarks.md ("Synthetic benchmark: ceiling and floor").
 
     >>> spec = SyntheticSpec("cervix", "medium", 128)
     >>> images, masks = generate_dataset(spec, n=400, seed=0, cache_dir="~/.cache/hdc-ray/synthetic")
@@ -25,6 +35,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -35,19 +46,38 @@ from hdc_ray.data._anatomy import Scene, cervix_scene, psfh_scene
 from hdc_ray.data.tasks import CLASS_NAMES
 
 # Bump whenever a change alters generated pixels: it is part of every cache key.
-GENERATOR_VERSION = 1
-
-DIFFICULTIES = ("easy", "medium", "hard")
+GENERATOR_VERSION = 2  # 2: thick lips, dark canal, v1 presets kept as v1_*
 
 # Difficulty knobs, each a (low, high) range drawn uniformly per image (counts: integers, inclusive).
 # contrast_db: structure vs tissue echogenicity; blur_px: boundary blur sigma in pixels at 128 x 128;
 # dropout: share of each outline whose contrast fades; looks: speckle compounding (more = smoother);
-# shadows: random acoustic shadows; distractors: unlabelled look-alike blobs.
-PRESETS: dict[str, dict[str, tuple[float, float]]] = {
-    "easy": {"contrast_db": (8, 12), "blur_px": (1, 2), "dropout": (0.0, 0.2), "looks": (2, 2), "shadows": (0, 1), "distractors": (0, 1)},
-    "medium": {"contrast_db": (4, 8), "blur_px": (2, 4), "dropout": (0.2, 0.4), "looks": (1, 1), "shadows": (0, 2), "distractors": (1, 2)},
-    "hard": {"contrast_db": (2, 5), "blur_px": (3, 6), "dropout": (0.3, 0.6), "looks": (1, 1), "shadows": (1, 3), "distractors": (1, 3)},
+# shadows: random acoustic shadows; distractors: unlabelled look-alike blobs. Geometry (image units, the
+# image is the unit square: 0.0156 is one pixel at 64 px): lip_a: half-length of the cervix; lip_b:
+# thickness of each lip; canal:
+# "dark" (an anechoic gap canal_db below the lips) or "bright" (a line canal_db x the lip contrast);
+# canal_px: the canal's Gaussian sigma; lip_delta_db: echogenicity difference between the lips (random
+# sign); ps_a / ps_b: semi-axes of the pubic symphysis.
+_V2_GEOMETRY: dict[str, Any] = {"lip_a": (0.25, 0.34), "canal": "dark", "canal_px": (0.008, 0.012), "ps_a": (0.085, 0.115), "ps_b": (0.033, 0.045)}
+_V1_GEOMETRY: dict[str, Any] = {"lip_a": (0.22, 0.32), "lip_b": (0.08, 0.13), "canal": "bright", "canal_db": (0.6, 1.0), "canal_px": (0.006, 0.01),
+                                "lip_delta_db": (0.0, 0.0), "ps_a": (0.075, 0.105), "ps_b": (0.025, 0.038)}  # fmt: skip
+PRESETS: dict[str, dict[str, Any]] = {
+    # Generator v2 (the default family): the label can be read from the image at 64 px. Lips 8-11 px
+    # thick, a ~1 px dark canal, sub-pixel boundary blur at 64 px, little dropout; measured ceiling and
+    # floor in docs/benchmarks.md ("Synthetic benchmark: ceiling and floor").
+    "easy": {"contrast_db": (6, 10), "blur_px": (0.5, 1), "dropout": (0.0, 0.1), "looks": (2, 2), "shadows": (0, 1), "distractors": (0, 1),
+             "lip_b": (0.14, 0.19), "canal_db": (10, 14), "lip_delta_db": (2, 4), **_V2_GEOMETRY},
+    "medium": {"contrast_db": (4, 8), "blur_px": (0.5, 1), "dropout": (0.0, 0.15), "looks": (1, 1), "shadows": (0, 2), "distractors": (1, 2),
+               "lip_b": (0.13, 0.18), "canal_db": (8, 12), "lip_delta_db": (1, 3), **_V2_GEOMETRY},
+    "hard": {"contrast_db": (3, 6), "blur_px": (1, 2), "dropout": (0.1, 0.3), "looks": (1, 1), "shadows": (1, 3), "distractors": (1, 3),
+             "lip_b": (0.1, 0.15), "canal_db": (6, 10), "lip_delta_db": (0, 2), **_V2_GEOMETRY},
+    # Generator v1 (the first benchmark; pixel-identical to it): lips ~5 px thick at 64 px, a faint
+    # 0.4-0.6 px bright canal, equal lips, 2-6 px blur. The class boundary is barely visible: supervised
+    # on 100% of labels scored 0.65 class Dice. Kept to stress methods, not to compare label budgets.
+    "v1_easy": {"contrast_db": (8, 12), "blur_px": (1, 2), "dropout": (0.0, 0.2), "looks": (2, 2), "shadows": (0, 1), "distractors": (0, 1), **_V1_GEOMETRY},
+    "v1_medium": {"contrast_db": (4, 8), "blur_px": (2, 4), "dropout": (0.2, 0.4), "looks": (1, 1), "shadows": (0, 2), "distractors": (1, 2), **_V1_GEOMETRY},
+    "v1_hard": {"contrast_db": (2, 5), "blur_px": (3, 6), "dropout": (0.3, 0.6), "looks": (1, 1), "shadows": (1, 3), "distractors": (1, 3), **_V1_GEOMETRY},
 }  # fmt: skip
+DIFFICULTIES = tuple(PRESETS)
 
 # Acquisition variability shared by all presets (randomised per image so few labels under-cover it).
 ACQUISITION: dict[str, tuple[float, float]] = {
@@ -72,7 +102,7 @@ _PROBE = 24  # coarse grid used for overlap tests between shapes
 @dataclass(frozen=True)
 class SyntheticSpec:
     task: str  # "cervix" | "psfh"
-    difficulty: str  # "easy" | "medium" | "hard"
+    difficulty: str  # a key of PRESETS: "easy" | "medium" | "hard" (v2) | "v1_easy" | "v1_medium" | "v1_hard"
     size: int  # output images are size x size
 
     def __post_init__(self) -> None:
@@ -89,23 +119,32 @@ def generate_sample(spec: SyntheticSpec, rng: np.random.Generator) -> tuple[np.n
 
     Pixels outside the sector are 0 in both.
     """
+    image, mask, _ = generate_sample_with_clean_map(spec, rng)
+    return image, mask
+
+
+def generate_sample_with_clean_map(spec: SyntheticSpec, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``generate_sample`` plus the noise-free anatomy map: structure contrasts in dB after the boundary
+    blur, with the canal / skull lines, but no texture, attenuation, shadows or speckle (float32 ``(S, S)``,
+    0 outside the sector). What an oracle could read: the ceiling of the benchmark."""
     knobs = PRESETS[spec.difficulty]
     sector = us.draw_sector(rng, spec.size, ACQUISITION)
     probe = _probe_grid()
-    scene = _SCENES[spec.task](sector, rng.uniform(*knobs["contrast_db"]), knobs["dropout"], _count(knobs["distractors"], rng), rng, probe)
-    polar = _polar_image(spec, sector, scene, knobs, rng)
+    scene = _SCENES[spec.task](sector, rng.uniform(*knobs["contrast_db"]), knobs, _count(knobs["distractors"], rng), rng, probe)
+    polar, clean = _polar_image(spec, sector, scene, knobs, rng)
     inside, coords = sector.scan_lookup(spec.size)
     image = us.scan_convert(polar, inside, coords).astype(np.float32)
     cx = (np.arange(spec.size) + 0.5) / spec.size
     mask = scene.label_map(*np.meshgrid(cx, cx)) * inside
-    return np.clip(image, 0.0, 1.0), mask.astype(np.uint8)
+    return np.clip(image, 0.0, 1.0), mask.astype(np.uint8), us.scan_convert(clean, inside, coords).astype(np.float32)
 
 
 def _polar_image(
-    spec: SyntheticSpec, sector: us.Sector, scene: Scene, knobs: dict[str, tuple[float, float]], rng: np.random.Generator
-) -> np.ndarray:
-    """Grey-level image on the polar grid ``(n_depth, n_lines)``: echogenicity -> speckle -> display."""
-    echo_db = _echogenicity_db(spec, sector, scene, knobs, rng)
+    spec: SyntheticSpec, sector: us.Sector, scene: Scene, knobs: dict[str, Any], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Grey-level image on the polar grid ``(n_depth, n_lines)``: echogenicity -> speckle -> display; and
+    the noise-free anatomy map (dB)."""
+    echo_db, clean_db = _echogenicity_db(spec, sector, scene, knobs, rng)
     psf_scale = spec.size / 256.0  # PSF ranges are given at 256 x 256
     intensity = us.speckle(
         10.0 ** (echo_db / 10.0),
@@ -118,17 +157,19 @@ def _polar_image(
     dynamic_range = rng.uniform(*ACQUISITION["dynamic_range_db"])
     # The "gain": median tissue lands at a random grey level of the log-compression window.
     floor_db = float(np.median(us.to_db(intensity))) - rng.uniform(*ACQUISITION["grey_level"]) * dynamic_range
-    return us.log_compress(intensity, dynamic_range, floor_db)
+    return us.log_compress(intensity, dynamic_range, floor_db), clean_db
 
 
 def _echogenicity_db(
-    spec: SyntheticSpec, sector: us.Sector, scene: Scene, knobs: dict[str, tuple[float, float]], rng: np.random.Generator
-) -> np.ndarray:
-    """Mean backscatter in dB on the polar grid: anatomy, texture, attenuation and shadows."""
+    spec: SyntheticSpec, sector: us.Sector, scene: Scene, knobs: dict[str, Any], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean backscatter in dB on the polar grid (anatomy, texture, attenuation and shadows), and the
+    anatomy alone (the noise-free map)."""
     scale = spec.size / 128.0  # blur and texture ranges are given at 128 x 128
     shape = (sector.n_depth, sector.n_lines)
     regions_db, lines_db, shadows = scene.echo_maps(*sector.polar_xy())
-    echo_db = ndimage.gaussian_filter(regions_db, rng.uniform(*knobs["blur_px"]) * scale) + lines_db
+    clean_db = ndimage.gaussian_filter(regions_db, rng.uniform(*knobs["blur_px"]) * scale) + lines_db
+    echo_db = clean_db.copy()
     texture_sigma = rng.uniform(*ACQUISITION["texture_px"]) * scale
     echo_db += rng.uniform(*ACQUISITION["texture_db"]) * us.gaussian_random_field(shape, texture_sigma, rng)
     echo_db += rng.uniform(*ACQUISITION["gain_field_db"]) * us.coarse_random_field(shape, 5, rng)
@@ -136,7 +177,7 @@ def _echogenicity_db(
     echo_db -= rng.uniform(*ACQUISITION["attenuation_db"]) * depth[:, None]
     echo_db -= us.cumulative_attenuation(shadows, sector.dr)
     echo_db -= us.acoustic_shadows(sector, _count(knobs["shadows"], rng), ACQUISITION["shadow_db"], rng)
-    return echo_db
+    return echo_db, clean_db
 
 
 def _count(bounds: tuple[float, float], rng: np.random.Generator) -> int:

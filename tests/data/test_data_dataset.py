@@ -72,7 +72,7 @@ def test_synthetic_pool_is_a_prefix_of_a_larger_pool(tmp_path: Path) -> None:
 def test_default_cache_dir_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HDC_RAY_CACHE", str(tmp_path / "env-cache"))
     assert default_cache_dir() == tmp_path / "env-cache" / "synthetic"
-    build_data(_synthetic(tmp_path, cache_dir=None, n_train=2, n_val=1, n_test=1, task="psfh"))
+    build_data(_synthetic(tmp_path, cache_dir=None, n_train=2, n_val=1, n_test=1, task="psfh", label_count=1))
     assert len(list((tmp_path / "env-cache" / "synthetic").glob("psfh_*.npz"))) == 1
 
 
@@ -100,3 +100,37 @@ def test_psfh_folder_through_build_data(psfh_root: Path) -> None:
     assert bundle.task == "psfh" and bundle.class_names == CLASS_NAMES["psfh"]
     assert bundle.test.spacing == [pytest.approx((0.3, 0.2))] and bundle.test.native_masks[0].shape == (20, 28)
     assert bundle.unlabeled.images.shape == (2, 16, 16) and bundle.unlabeled.images.min() >= 0.0
+
+
+def _run_config(tmp_path: Path, *overrides: str):
+    from hdc_ray.config import load_config
+
+    return load_config("tiny", [f"data.cache_dir={tmp_path / 'cache'}", "data.n_train=40", *overrides])
+
+
+def test_each_train_seed_is_another_labelled_split_unless_the_split_is_pinned(tmp_path: Path) -> None:
+    """data.split_seed: null follows train.seed (seeds vary the split); an int pins one split for all seeds."""
+    a, b = (build_data(_run_config(tmp_path, f"train.seed={s}", "data.label_count=4").data) for s in (0, 1))
+    assert set(a.labeled.keys) != set(b.labeled.keys) and a.split_hash != b.split_hash
+    pinned = [build_data(_run_config(tmp_path, f"train.seed={s}", "data.label_count=4", "data.split_seed=0").data) for s in (0, 1)]
+    assert pinned[0].labeled.keys == pinned[1].labeled.keys == a.labeled.keys  # seed 0 follows to split seed 0
+    assert pinned[0].split_hash == pinned[1].split_hash == a.split_hash
+
+
+def test_label_counts_nest_within_one_split(tmp_path: Path) -> None:
+    small, large = (build_data(_run_config(tmp_path, "train.seed=2", f"data.label_count={n}").data) for n in (4, 8))
+    assert len(small.labeled) == 4 and len(large.labeled) == 8 and set(small.labeled.keys) < set(large.labeled.keys)
+    assert small.val.keys == large.val.keys and small.test.keys == large.test.keys
+
+
+def test_impossible_budgets_are_clear_errors(tmp_path: Path, fx) -> None:
+    from hdc_ray.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"data\.label_count: 41 labelled images asked for, but the training pool has only data\.n_train=40"):
+        _run_config(tmp_path, "data.label_count=41")
+    with pytest.raises(ConfigError, match=r"rounds to 0 labelled images"):
+        _run_config(tmp_path, "data.label_ratio=0.01")
+    # Real datasets: the pool is only known once the folder is read; the split says it as a DataError.
+    root = fx.make_fugc(tmp_path / "fugc", n_labeled=6, n_unlabeled=4, h=24, w=40)
+    with pytest.raises(DataError, match=r"label_count=50 must be in \[1, 4\]"):
+        build_data(DataConfig(source="fugc", root=str(root), image_size=32, n_val=1, n_test=1, label_count=50))

@@ -44,10 +44,11 @@ def test_labelled_sets_are_nested_across_budgets_and_val_test_stay_put() -> None
     assert len({s.split_hash for s in splits}) == len(splits)
 
 
-def test_budget_rounds_half_up_and_keeps_at_least_one_label() -> None:
+def test_budget_rounds_half_up_and_a_ratio_of_no_image_is_an_error() -> None:
     keys = KEYS[:12]  # training pool of 10
     assert len(make_split(keys, n_val=1, n_test=1, label_ratio=0.25, seed=0).labeled) == 3  # 2.5 -> 3
-    assert len(make_split(keys, n_val=1, n_test=1, label_ratio=0.01, seed=0).labeled) == 1
+    with pytest.raises(DataError, match=r"label_ratio=0.01 of 10 training images rounds to 0 labelled images"):
+        make_split(keys, n_val=1, n_test=1, label_ratio=0.01, seed=0)
 
 
 def test_labeled_mask_restricts_val_test_and_label_candidates() -> None:
