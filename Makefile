@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine (each creates/reuses .venv and installs pinned versions):
-#   make demo   a smoke sweep on the built-in synthetic data -> results/demo/*.parquet + results/demo/report/
+#   make demo   the label-budget study (search_spaces/study.yaml) on the built-in synthetic data
+#               -> results/demo/{trials,history}.parquet + results/demo/report/ (report.md answers what labels buy)
 #   make test   lint (ruff, mypy) + the whole test suite, Ray tests included (what CI runs)
 # GPU users: make setup TORCH_INDEX=https://download.pytorch.org/whl/cu128  (a CUDA build of torch 2.13.0)
 
@@ -8,6 +9,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_INDEX ?=
 RESULTS ?= results
+TARGET_DICE ?= 0.8
+DEMO_SET ?=
 
 .PHONY: setup demo test lint pytest bench clean
 
@@ -22,8 +25,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 demo: setup
 	rm -rf $(RESULTS)/demo
-	$(VENV)/bin/hdc-ray sweep smoke --name demo --results $(RESULTS)
-	$(VENV)/bin/hdc-ray report $(RESULTS) --sweep demo --out $(RESULTS)/demo/report
+	$(VENV)/bin/hdc-ray sweep study --name demo --results $(RESULTS) $(DEMO_SET)
+	$(VENV)/bin/hdc-ray report $(RESULTS) --sweep demo --out $(RESULTS)/demo/report --target-dice $(TARGET_DICE)
 
 lint: setup
 	$(VENV)/bin/ruff check hdc_ray tests bench

@@ -26,6 +26,9 @@ def quiet_console(verbose: bool) -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # "snapshotting has been triggered multiple times": advice about Tune's internals a user cannot act on.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # "operation took 0.6 s, which may be a performance bottleneck": a Parquet flush with fsync on a busy
+    # disk; warn only when a callback stalls the driver for seconds.
+    os.environ.setdefault("TUNE_WARN_THRESHOLD_S", "5")
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created in RDB ..."
