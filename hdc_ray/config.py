@@ -288,7 +288,16 @@ def load_config(name_or_path: str | Path, overrides: Iterable[str] = ()) -> Conf
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(raw).__name__}")
-    return config_from_dict(apply_overrides(raw, overrides), source=str(path))
+    overrides = list(overrides)
+    return config_from_dict(apply_overrides(raw, [*overrides, *_budget_follows(k for k, _, _ in (o.partition("=") for o in overrides))]), source=str(path))
+
+
+def _budget_follows(keys: Iterable[str]) -> list[str]:
+    """``data.label_count`` wins over ``data.label_ratio``, so a ratio given as an override alone would be
+    silently ignored under a file's count (``synthetic`` sets ``label_count: 8``): the ratio given last clears
+    the count, unless the count is given too."""
+    keys = {k.strip() for k in keys}
+    return ["data.label_count=null"] if "data.label_ratio" in keys and "data.label_count" not in keys else []
 
 
 def resolve_config_path(name_or_path: str | Path) -> Path:
@@ -446,6 +455,8 @@ def with_overrides(cfg: Config, overrides: Mapping[str, Any]) -> Config:
     raw = to_dict(cfg)
     for key, value in overrides.items():
         set_dotted(raw, key, list(value) if isinstance(value, tuple) else value)
+    if _budget_follows(overrides):
+        set_dotted(raw, "data.label_count", None)
     return config_from_dict(raw, source="overrides")
 
 

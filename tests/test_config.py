@@ -151,3 +151,16 @@ def test_old_generator_presets_stay_reachable() -> None:
     assert load_config("tiny", ["data.difficulty=v1_hard"]).data.difficulty == "v1_hard"
     with pytest.raises(ConfigError, match="is not one of"):
         load_config("tiny", ["data.difficulty=brutal"])
+
+
+def test_a_label_ratio_override_is_not_silently_ignored_under_the_files_label_count() -> None:
+    from hdc_ray.config import load_config, with_overrides
+
+    base = load_config("synthetic")
+    assert base.data.label_count == 8  # the benchmark's default budget is a count
+    assert load_config("synthetic", ["data.label_ratio=1.0"]).data.label_count is None
+    both = load_config("synthetic", ["data.label_ratio=0.5", "data.label_count=4"])
+    assert (both.data.label_count, both.data.label_ratio) == (4, 0.5)
+    assert with_overrides(base, {"data.label_ratio": 1.0}).data.label_count is None
+    assert with_overrides(base, {"data.label_ratio": 1.0, "data.label_count": 16}).data.label_count == 16
+    assert with_overrides(base, {"train.seed": 3}).data.label_count == 8
