@@ -68,10 +68,17 @@ def test_five_random_sigkills_leave_each_trial_once_and_no_ghosts(tmp_path: Path
 
     from hdc_ray.tune.callback import ABANDONED
 
-    delays = np.random.default_rng(KILL_SEED).uniform(6, 40, KILLS)  # some land before Tune's first save
+    # Seconds after the driver's "sweep ..." line (Ray is up: startup time says nothing about the sweep);
+    # the first, short ones land before Tune's first save, the later ones mid-trial.
+    delays = np.random.default_rng(KILL_SEED).uniform(0, 25, KILLS)
     for k, delay in enumerate(delays):
-        with (tmp_path / f"run{k}.log").open("w") as log:
-            run = subprocess.Popen(_sweep(tmp_path, *(["--resume"] if k else [])), cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        path = tmp_path / f"run{k}.log"
+        with path.open("w") as log:
+            started = (tmp_path / "killed").exists()  # a kill before the sweep wrote anything leaves nothing to resume
+            run = subprocess.Popen(_sweep(tmp_path, *(["--resume"] if started else [])), cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            deadline = time.monotonic() + 300
+            while "sweep 'killed'" not in path.read_text() and run.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
             try:
                 run.wait(delay)
             except subprocess.TimeoutExpired:
