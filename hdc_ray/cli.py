@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="finish an interrupted sweep of the same name")
     p.add_argument("--results", default="results", help="results folder or URI (s3://, gs://); Parquet lands in RESULTS/NAME/")
     p.add_argument("--trials", type=int, default=None, help="override the spec's number of trials")
+    p.add_argument("--accept-spec-change", action="store_true", help="with --resume: run the remaining trials with a changed spec (base/overrides/resources), recorded in RESULTS/NAME/spec_changes.yaml")
     _add_overrides(p)
 
     p = sub.add_parser("report", help="write a Markdown/HTML report with plots from sweep results")
@@ -110,14 +111,16 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from hdc_ray.tune.spec import load_spec
+    from hdc_ray.tune.spec import SpecError, load_spec
     from hdc_ray.tune.sweep import run_sweep
 
     overrides = list(args.overrides)
     if args.trials is not None:
         overrides.append(f"search.trials={args.trials}")
     spec = load_spec(args.spec, overrides)
-    run_sweep(spec, results=args.results, name=args.name, address=args.address, resume=args.resume, verbose=args.verbose)
+    if args.accept_spec_change and not args.resume:
+        raise SpecError("--accept-spec-change only applies with --resume")
+    run_sweep(spec, results=args.results, name=args.name, address=args.address, resume=args.resume, verbose=args.verbose, accept_spec_change=args.accept_spec_change)
     return 0
 
 
@@ -176,9 +179,13 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors that are the user's input, shown as one line instead of a traceback."""
     from hdc_ray.config import ConfigError
+    from hdc_ray.outputs import OutputError
 
-    errors: list[type[BaseException]] = [ConfigError, FileNotFoundError]
-    for module, name in (("hdc_ray.analysis.tables", "AnalysisError"), ("hdc_ray.data.readers", "DataError"), ("hdc_ray.train.run", "ResumeError"), ("hdc_ray.tune.spec", "SpecError"), ("hdc_ray.distributed.cluster", "ClusterError")):
+    errors: list[type[BaseException]] = [ConfigError, OutputError, FileNotFoundError]
+    for module, name in (
+        ("hdc_ray.analysis.tables", "AnalysisError"), ("hdc_ray.data.readers", "DataError"), ("hdc_ray.train.run", "ResumeError"),
+        ("hdc_ray.train.checkpoint", "CheckpointError"), ("hdc_ray.tune.spec", "SpecError"), ("hdc_ray.distributed.cluster", "ClusterError"),
+    ):  # fmt: skip
         with contextlib.suppress(ImportError, AttributeError):  # a layer whose extra is not installed
             errors.append(getattr(__import__(module, fromlist=[name]), name))
     return tuple(errors)
@@ -203,6 +210,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _user_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the machine said no (disk full, read-only, permissions): the user's to fix
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # the last line of defence: a bug, reported in one line (pip's pattern)
+        log = _write_crash_log(argv)
+        print(f"error: unexpected {type(exc).__name__} (a bug in hdc-ray, please report it): {_one_line(exc)}; traceback in {log}", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _write_crash_log(argv: Sequence[str] | None) -> str:
+    """The traceback of the exception being handled, in a file the one-line message names."""
+    import datetime
+    import os
+    import tempfile
+    import traceback
+
+    folder = Path(os.environ.get("HDC_RAY_LOG_DIR") or tempfile.gettempdir())
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, path = tempfile.mkstemp(prefix=f"hdc-ray-crash-{stamp}-", suffix=".log", dir=folder)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"hdc-ray {' '.join(sys.argv[1:] if argv is None else argv)}\n\n{traceback.format_exc()}")
+        return path
+    except OSError:  # nowhere to write: the traceback goes to stderr after all
+        traceback.print_exc()
+        return "(could not write a log file; traceback above)"
 
 
 if __name__ == "__main__":

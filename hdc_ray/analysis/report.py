@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -53,6 +53,7 @@ from hdc_ray.analysis.tables import (
     varying_config,
     with_arm,
 )
+from hdc_ray.outputs import check_writable, staged_folder
 
 METRIC_CHOICES = ("test_dice_fg", "val_dice_fg")  # first one finished trials carry is reported
 BASELINE = "supervised"  # labels saved are measured against this arm
@@ -89,7 +90,21 @@ def report_results(results: str, *, sweeps: list[str] | None = None, out: str | 
     ``AnalysisError`` with a message written for the user.
     """
     loaded = read_results(results, sweeps or None)
-    return build_report(loaded, Path(out) if out else default_report_dir(results), target_dice=target_dice)
+    final = Path(out) if out else default_report_dir(results)
+    check_writable(final, "report folder")
+    # Written whole into a temporary sibling, then renamed: an interrupted report leaves the previous one
+    # (or nothing), never a Markdown file pointing at plots that were not written.
+    with staged_folder(final) as staging:
+        report = build_report(loaded, staging, target_dice=target_dice)
+    return _moved(report, staging, final)
+
+
+def _moved(report: Report, staging: Path, final: Path) -> Report:
+    def at(path: Path) -> Path:
+        return final / path.relative_to(staging)
+
+    return replace(report, markdown=at(report.markdown), html=at(report.html), plots={k: at(p) for k, p in report.plots.items()},
+                   summary=report.summary.replace(str(staging), str(final)))  # fmt: skip
 
 
 def default_report_dir(results: str) -> Path:

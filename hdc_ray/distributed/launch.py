@@ -13,6 +13,7 @@ from typing import Any
 from hdc_ray.config import Config, with_overrides
 from hdc_ray.distributed.cluster import ClusterError, check_placement, connect
 from hdc_ray.distributed.worker import train_worker
+from hdc_ray.outputs import check_writable
 from hdc_ray.train.run import ResumeError
 
 DEFAULT_STORAGE = "~/hdc-ray-results"
@@ -73,6 +74,7 @@ def train_distributed(
     cfg = with_overrides(cfg, {"dist.workers": workers, "dist.use_gpu": bool(gpu or cfg.dist.use_gpu)})
     storage = storage_uri(cfg.dist.storage_path or str(out.parent))
     run_dir = f"{storage}/{out.name}"
+    check_writable(run_dir, "--out")  # before Ray starts
     _check_fresh_or_resumable(run_dir, resume)
     if cfg.dist.use_gpu and address is None and not _local_gpu():
         raise ClusterError("--gpu / dist.use_gpu: no GPU on this machine (no CUDA device, or torch is a CPU build); drop --gpu to train on CPU workers (gloo)")

@@ -33,10 +33,17 @@ def save_atomic(obj: Any, path: Path) -> Path:
     return path
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file is corrupt, truncated, or not one hdc-ray wrote."""
+
+
 def load(path: Path) -> dict[str, Any]:
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types; its text advises weights_only=False, unsafe to repeat
+        raise CheckpointError(f"{path}: corrupt or not a checkpoint ({type(exc).__name__}); delete it to resume from an earlier checkpoint, or start afresh in another folder") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{path}: not an hdc-ray checkpoint (format {FORMAT})")
+        raise CheckpointError(f"{path}: a PyTorch file, but not an hdc-ray checkpoint (no 'format': {FORMAT} entry); start afresh in another folder")
     return state
 
 

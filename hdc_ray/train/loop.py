@@ -24,7 +24,7 @@ from hdc_ray.train import checkpoint
 from hdc_ray.train.batches import Shard, make_batch
 from hdc_ray.train.checkpoint import TrainState
 from hdc_ray.train.evaluation import evaluate, mean_over_ranks, test_best, update_best
-from hdc_ray.train.methods import Models, build_models, needs_unlabeled
+from hdc_ray.train.methods import Models, build_models, check_data_for_method, needs_unlabeled
 from hdc_ray.train.step import build_optimizer, build_scaler, train_step
 
 EpochCallback = Callable[[dict[str, float], "dict[str, Any] | None"], None]
@@ -62,6 +62,7 @@ def fit(
     log: Callable[[str], None] = print,
 ) -> FitResult:
     """Train ``cfg.train.method`` on a DataBundle, select on validation, test the selected weights."""
+    check_data_for_method(cfg, data)  # before any step: an empty unlabelled pool would fail deep in batches.py
     device = device or resolve_device(cfg)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.train.seed)  # same seed -> same initial weights on every rank

@@ -71,6 +71,21 @@ def needs_unlabeled(cfg: Config) -> bool:
     return cfg.train.method != "supervised"
 
 
+def check_data_for_method(cfg: Config, data) -> None:  # type: ignore[no-untyped-def]
+    """Refuse, before the first step, data the method cannot train on. ``data`` is a DataBundle."""
+    from hdc_ray.data.errors import DataError
+
+    if needs_unlabeled(cfg) and len(data.unlabeled) == 0:
+        d = cfg.data
+        budget = f"data.label_count={d.label_count}" if d.label_count is not None else f"data.label_ratio={d.label_ratio}"
+        raise DataError(
+            f"train.method={cfg.train.method} is semi-supervised but {budget} leaves no unlabelled training images "
+            f"({len(data.labeled)} labelled); lower the budget, or use train.method=supervised"
+        )
+    if len(data.labeled) == 0:
+        raise DataError(f"no labelled training images (data.label_ratio={cfg.data.label_ratio}, data.label_count={cfg.data.label_count}); raise the budget")
+
+
 Terms = dict[str, Tensor]  # unweighted loss components, each a scalar; every one needs a weight
 Stats = dict[str, Tensor]  # statistics for the logs (e.g. the confident fraction), never optimised
 

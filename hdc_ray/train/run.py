@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from hdc_ray.config import Config, dump_yaml, flatten
+from hdc_ray.outputs import check_writable
 from hdc_ray.train import checkpoint
 from hdc_ray.train.loop import FitResult, fit
+from hdc_ray.train.methods import check_data_for_method
 
 # Keys that may change between a run and its resumption (more epochs, another device).
 RESUMABLE_CHANGES = {"train.epochs", "train.device", "dist.workers", "dist.use_gpu", "dist.storage_path"}
@@ -28,13 +30,17 @@ class ResumeError(ValueError):
 def run_local(cfg: Config, out_dir: Path, resume: bool = False, progress: bool = True) -> tuple[FitResult, dict[str, Any]]:
     from hdc_ray.data import build_data
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # Everything that can refuse the run comes before the first byte is written: a failed start leaves
+    # OUT exactly as it was (no half-made run folder for the next attempt to trip over).
+    check_writable(out_dir, "--out")
     folder = out_dir / "checkpoints"
     snapshot = _resume_state(cfg, folder) if resume else None
     if not resume and checkpoint.latest(folder) is not None:
         raise ResumeError(f"{out_dir} already holds checkpoints: pass --resume to continue, or choose another --out")
-    (out_dir / "config.yaml").write_text(dump_yaml(cfg))
     data = build_data(cfg.data, progress=progress)
+    check_data_for_method(cfg, data)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_text(out_dir / "config.yaml", dump_yaml(cfg))
     print(f"data: {len(data.labeled)} labelled, {len(data.unlabeled)} unlabelled, {len(data.val)} val, {len(data.test)} test; split {data.split_hash}")
 
     history: list[dict[str, float]] = list(snapshot["history"]) if snapshot else []
@@ -105,6 +111,10 @@ def _write_csv(path: Path, rows: list[dict[str, float]]) -> None:
 
 
 def _write_json(path: Path, obj: dict[str, Any]) -> None:
+    _write_text(path, json.dumps(obj, indent=2, default=str))
+
+
+def _write_text(path: Path, text: str) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    tmp.write_text(text)
     os.replace(tmp, path)

@@ -207,3 +207,24 @@ def _duration(seconds: float) -> str:
 def _epoch_line(trial_id: str, result: dict[str, Any], epochs: int) -> str:
     shown = "  ".join(f"{k} {result[k]:.4f}" for k in ("train_loss", "val_dice_fg", "val_hd95_fg") if isinstance(result.get(k), float))
     return f"  {trial_id} epoch {int(result.get('epoch', 0))}/{epochs}  {shown}"
+
+
+ABANDONED = "abandoned: the driver was killed before Tune saved this trial"
+
+
+def abandon_ghost_rows(spec: Spec, sweep: str, folder: str, known: set[str]) -> int:
+    """Mark ``running`` rows of trials that Tune's restored experiment does not know as failed; returns how many.
+
+    Run before the resumed experiment starts (the callback's writer then loads the corrected statuses).
+    A ghost's row keeps its last metrics and epochs; only status, error and finish time change.
+    """
+    base = spec.base_config()
+    writer = ResultsWriter(folder, trials_schema(base), history_schema(base))
+    table = writer.read(TRIALS_FILE)
+    ghosts = [row for row in table.to_pylist() if row["status"] == "running" and row["trial_id"] not in known]
+    now = datetime.now(UTC)
+    for row in ghosts:
+        writer.put_trial(row | {"status": "failed", "error": ABANDONED, "finished_at": now})
+    writer.flush()
+    return len(ghosts)
+

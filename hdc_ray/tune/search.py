@@ -77,6 +77,25 @@ class TaggedOptunaSearch(OptunaSearch):
         super().on_trial_complete(trial_id, result, error)
 
 
+def abandon_running_trials(storage_url: str, study_name: str, known: set[str]) -> int:
+    """Optuna trials left RUNNING by a killed driver, whose Tune trial the restored experiment does not know:
+    set to FAIL with ``tune_status`` "abandoned" (a RUNNING trial of a known, unfinished Tune trial is left
+    to finish). Returns how many were changed."""
+    storage = optuna.storages.RDBStorage(storage_url)
+    try:
+        study_id = storage.get_study_id_from_name(study_name)
+    except KeyError:  # the driver died before Optuna created the study
+        return 0
+    changed = 0
+    for trial in storage.get_all_trials(study_id, deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if trial.user_attrs.get("tune_trial_id") in known:
+            continue
+        storage.set_trial_user_attr(trial._trial_id, "tune_status", "abandoned")
+        storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+        changed += 1
+    return changed
+
+
 def build_searcher(spec: Spec, storage_url: str, study_name: str) -> Searcher:
     metrics = [o.searcher_metric for o in spec.objectives]
     modes = [o.mode for o in spec.objectives]

@@ -185,13 +185,21 @@ def resolve_spec_path(name_or_path: str | Path) -> Path:
     raise SpecError(f"no spec {str(name_or_path)!r}: not a file and not one of {names}" + (f" (did you mean {close[0]!r}?)" if close else ""))
 
 
+def _first_line(exc: Exception) -> str:
+    """YAML errors span several lines (with a caret under the column); one line is enough to find it."""
+    return " ".join(str(exc).split())
+
+
 def is_spec_file(name_or_path: str | Path) -> bool:
     """True when the argument names a sweep spec rather than a training config."""
     try:
         path = resolve_spec_path(name_or_path)
     except SpecError:
         return False
-    raw = yaml.safe_load(path.read_text())
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError):  # not YAML at all: load_config/load_spec say so in one line
+        return False
     return isinstance(raw, dict) and ("space" in raw or "variants" in raw or "search" in raw)
 
 
@@ -199,8 +207,8 @@ def load_spec(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] =
     path = resolve_spec_path(name_or_path)
     try:
         raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: not valid YAML: {exc}") from exc
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: not valid YAML: {_first_line(exc)}") from None
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: the top level must be a mapping")
     if overrides:

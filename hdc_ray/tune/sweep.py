@@ -10,19 +10,23 @@ checkpoints, named after trial ids so a resumed trial continues from its checkpo
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
 from ray import tune
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from hdc_ray.distributed.cluster import ClusterError, connect
 from hdc_ray.distributed.launch import build_trainer, storage_uri
-from hdc_ray.tune.callback import ParquetCallback
+from hdc_ray.outputs import check_writable
+from hdc_ray.tune.callback import ABANDONED, ParquetCallback, abandon_ghost_rows
 from hdc_ray.tune.console import is_verbose, quiet_console
-from hdc_ray.tune.search import build_param_space, build_scheduler, build_searcher
+from hdc_ray.tune.search import abandon_running_trials, build_param_space, build_scheduler, build_searcher
 from hdc_ray.tune.spec import Spec, SpecError, trial_params
 
 TUNE_DIR = "tune"
@@ -89,18 +93,28 @@ def run_sweep(
     study_storage: str | None = None,
     fail_at_epoch: int | None = None,
     verbose: bool = False,
+    accept_spec_change: bool = False,
 ) -> tuple[str, tune.ResultGrid]:
     """Run (or finish, with ``resume``) a sweep; returns the sweep folder (Parquet files) and Tune's results.
 
     ``verbose``: per-epoch lines and Ray's own log lines (also ``HDC_RAY_VERBOSE=1``); by default one
-    progress line at a time and the warnings that matter.
+    progress line at a time and the warnings that matter. ``accept_spec_change``: a resume may run with a
+    spec whose base/overrides/resources differ from the stored one (recorded in ``spec_changes.yaml``).
     """
     import ray
 
     name = name or spec.name
     sweep_dir = f"{storage_uri(results)}/{name}"
     tune_path = f"{sweep_dir}/{TUNE_DIR}"
-    _check_fresh_or_resumable(tune_path, resume, name)
+    check_writable(sweep_dir, "--results")  # before Ray starts
+    if resume:
+        check_spec_unchanged(spec, sweep_dir, accept=accept_spec_change)
+    restart = resume and _died_before_first_save(tune_path, sweep_dir)
+    if restart:
+        print(f"--resume: the sweep {name!r} was stopped before Tune saved its first state; starting it again", flush=True)
+        resume = False
+    else:
+        _check_fresh_or_resumable(tune_path, resume, name)
     verbose = is_verbose(verbose)
     quiet_console(verbose)
     connect(address, log_to_driver=verbose)
@@ -115,8 +129,12 @@ def run_sweep(
     _save_spec(spec, sweep_dir)
     context = SweepContext(spec, name, f"{sweep_dir}/train", fail_at_epoch)
     trainable = tune.with_resources(tune.with_parameters(trial_driver, sweep=context), _driver_resources(spec))
+    if restart:
+        _abandon_ghosts(spec, name, sweep_dir, set(), study_storage)  # Tune knows none of them
     if resume:
         tuner = tune.Tuner.restore(tune_path, trainable=trainable, resume_unfinished=True)
+        _give_callbacks_the_spec(tuner, spec)
+        _abandon_ghosts(spec, name, sweep_dir, _known_trial_ids(tune_path), study_storage)
     else:
         tuner = tune.Tuner(
             trainable,
@@ -178,6 +196,11 @@ def _default_study_storage(sweep_dir: str) -> str:
     return f"sqlite:///{Path(sweep_dir) / 'optuna.db'}"
 
 
+def _died_before_first_save(tune_path: str, sweep_dir: str) -> bool:
+    """A started sweep (its spec.yaml is written before Tune starts) without Tune state to restore."""
+    return "://" not in sweep_dir and (Path(sweep_dir) / "spec.yaml").exists() and not tune.Tuner.can_restore(tune_path)
+
+
 def _check_fresh_or_resumable(tune_path: str, resume: bool, name: str) -> None:
     exists = tune.Tuner.can_restore(tune_path)
     if resume and not exists:
@@ -191,6 +214,96 @@ def _save_spec(spec: Spec, sweep_dir: str) -> None:
         return
     Path(sweep_dir).mkdir(parents=True, exist_ok=True)
     target = Path(sweep_dir) / "spec.yaml"
-    if not target.exists():
-        target.write_text(spec.resolved_yaml())
+    text = spec.resolved_yaml()
+    if not target.exists() or target.read_text() != text:  # new, or a change --accept-spec-change let through
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, target)
+
+
+# Parts of a spec that live inside Tune's and Optuna's saved state (the param space, the searcher, the
+# scheduler, the number of samples): a restored experiment keeps the old ones whatever the new file says,
+# so a change there is refused even with --accept-spec-change. The rest reaches every trial started after
+# the resume (the trial config and the resources are built from the new spec).
+FROZEN_SPEC_KEYS = ("space", "variants", "seeds", "objectives", "search", "scheduler")
+
+
+def spec_differences(stored: dict[str, Any], current: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Dotted key -> (stored value, current value) for every leaf that differs (``None``: absent)."""
+    old, new = _leaves(stored), _leaves(current)
+    return {k: (old.get(k), new.get(k)) for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)}
+
+
+def check_spec_unchanged(spec: Spec, sweep_dir: str, *, accept: bool = False) -> None:
+    """A resume runs the spec it started with; refuse a changed one, naming the keys (or record an accepted one)."""
+    stored_path = Path(sweep_dir) / "spec.yaml"
+    if "://" in sweep_dir or not stored_path.exists():
+        return
+    try:
+        stored = yaml.safe_load(stored_path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{stored_path}: the stored spec is not valid YAML ({exc}); restore it, or start a new sweep with another --name") from None
+    diff = spec_differences(stored, yaml.safe_load(spec.resolved_yaml()) or {})
+    if not diff:
+        return
+    shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in ((k, *v) for k, v in list(diff.items())[:6])) + ("; ..." if len(diff) > 6 else "")
+    frozen = [k for k in diff if k.split(".")[0] in FROZEN_SPEC_KEYS]
+    if frozen:
+        raise SpecError(f"--resume: the spec differs from the one this sweep started with ({stored_path}): {shown}. "
+                        f"{', '.join(frozen[:4])} cannot change in a resumed sweep (Tune and Optuna keep their saved search); "
+                        "rerun with the original spec, or start a new sweep with another --name")
+    if not accept:
+        raise SpecError(f"--resume: the spec differs from the one this sweep started with ({stored_path}): {shown}. "
+                        "Rerun with the original spec, pass --accept-spec-change to run the remaining trials with the new one, or use another --name")
+    _record_spec_change(Path(sweep_dir), diff)
+    print(f"note: --accept-spec-change: trials started from now on use the new spec ({shown}); recorded in {Path(sweep_dir) / SPEC_CHANGES}", flush=True)
+
+
+SPEC_CHANGES = "spec_changes.yaml"
+
+
+def _record_spec_change(folder: Path, diff: dict[str, tuple[Any, Any]]) -> None:
+    path = folder / SPEC_CHANGES
+    history = (yaml.safe_load(path.read_text()) or []) if path.exists() else []
+    history.append({"at": datetime.now(UTC).isoformat(timespec="seconds"), "changes": {k: {"from": a, "to": b} for k, (a, b) in diff.items()}})
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(history, sort_keys=False))
+    os.replace(tmp, path)
+
+
+def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out |= _leaves(value, f"{prefix}{key}.") if isinstance(value, dict) and value else {f"{prefix}{key}": value}
+    return out
+
+
+def _give_callbacks_the_spec(tuner: tune.Tuner, spec: Spec) -> None:
+    """The Parquet callback comes back from Tune's pickle with the spec of the first run; give it this one
+    (identical unless --accept-spec-change), so its rows describe the trials as they now run."""
+    local = getattr(tuner, "_local_tuner", None)  # Ray has no public way to reach a restored run config
+    callbacks = local.get_run_config().callbacks if local is not None else None
+    for callback in callbacks or []:
+        if isinstance(callback, ParquetCallback):
+            callback.spec = spec
+
+
+def _abandon_ghosts(spec: Spec, name: str, sweep_dir: str, known: set[str], study_storage: str | None) -> None:
+    """Trials started after Tune's last saved state died with the driver and will never report again:
+    say so in ``trials.parquet`` and in the Optuna study instead of leaving them ``running`` forever."""
+    rows = abandon_ghost_rows(spec, name, sweep_dir, known)
+    studies = 0
+    if not spec.is_grid and (study_storage or "://" in sweep_dir or (Path(sweep_dir) / "optuna.db").exists()):
+        studies = abandon_running_trials(study_storage or _default_study_storage(sweep_dir), name, known)
+    if rows or studies:
+        print(f"note: {rows} trial row(s) and {studies} Optuna trial(s) were started after Tune's last save and lost with the driver; marked failed ({ABANDONED})", flush=True)
+
+
+def _known_trial_ids(tune_path: str) -> set[str]:
+    """The trials in Tune's saved experiment state: those Tune will resume or already finished."""
+    from ray.tune import ExperimentAnalysis
+
+    return {t.trial_id for t in ExperimentAnalysis(tune_path).trials}
 

@@ -54,3 +54,47 @@ def test_sigkilled_driver_resumes_to_exactly_the_requested_trials(tmp_path: Path
     assert set(finished_before) <= set(after["trial_id"])  # nothing finished was lost or redone under a new id
     history = pd.read_parquet(tmp_path / "killed" / "history.parquet")
     assert not history.duplicated(["trial_id", "epoch"]).any() and len(history) == 2 * TRIALS
+
+
+KILLS, KILL_SEED = 5, 12
+
+
+def test_five_random_sigkills_leave_each_trial_once_and_no_ghosts(tmp_path: Path) -> None:
+    """SIGKILL the driver at 5 moments drawn with a fixed seed, ``--resume`` after each (issue 12): every
+    requested trial ends completed exactly once; trials lost with a driver (started after Tune's last
+    save) are failed with the abandoned text, never ``running``; history rows are unique per epoch."""
+    import numpy as np
+    import optuna
+
+    from hdc_ray.tune.callback import ABANDONED
+
+    # Seconds after the driver's "sweep ..." line (Ray is up: startup time says nothing about the sweep);
+    # the first, short ones land before Tune's first save, the later ones mid-trial.
+    delays = np.random.default_rng(KILL_SEED).uniform(0, 25, KILLS)
+    for k, delay in enumerate(delays):
+        path = tmp_path / f"run{k}.log"
+        with path.open("w") as log:
+            started = (tmp_path / "killed").exists()  # a kill before the sweep wrote anything leaves nothing to resume
+            run = subprocess.Popen(_sweep(tmp_path, *(["--resume"] if started else [])), cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            deadline = time.monotonic() + 300
+            while "sweep 'killed'" not in path.read_text() and run.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            try:
+                run.wait(delay)
+            except subprocess.TimeoutExpired:
+                os.killpg(run.pid, signal.SIGKILL)
+                run.wait(30)
+        assert run.returncode in (0, -signal.SIGKILL), (tmp_path / f"run{k}.log").read_text()[-3000:]
+    final = subprocess.run(_sweep(tmp_path, "--resume"), cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert final.returncode == 0, final.stdout[-3000:] + final.stderr[-3000:]
+    trials = pd.read_parquet(tmp_path / "killed" / "trials.parquet")
+    assert trials["trial_id"].is_unique and not (trials["status"] == "running").any(), trials[["trial_id", "status", "error"]]
+    ghosts = trials["error"] == ABANDONED
+    assert (trials.loc[ghosts, "status"] == "failed").all()
+    real = trials[~ghosts]
+    assert len(real) == TRIALS and (real["status"] == "completed").all(), trials[["trial_id", "status", "error"]]
+    history = pd.read_parquet(tmp_path / "killed" / "history.parquet")
+    assert not history.duplicated(["trial_id", "epoch"]).any()
+    assert set(history.loc[history["trial_id"].isin(real["trial_id"]), "epoch"].groupby(history["trial_id"]).nunique()) == {2}
+    study = optuna.load_study(study_name="killed", storage=f"sqlite:///{tmp_path / 'killed' / 'optuna.db'}")
+    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
