@@ -210,15 +210,20 @@ def _record(fraction: float | None, ramp: float, epoch: int = 3) -> dict[str, fl
     ],
 )
 def test_low_confidence_warning(cfg: Config, fraction: float | None, ramp: float, warns: bool) -> None:
-    line = low_confidence_warning(cfg, _record(fraction, ramp))
+    line = low_confidence_warning(with_overrides(cfg, {"loss.threshold_kind": "fixed", "loss.confidence_threshold": 0.95}), _record(fraction, ramp))
     assert (line is not None) == warns
     if line is not None:
         assert line.startswith("WARNING: epoch 3:") and "fixed 0.95" in line and "loss.threshold_kind=adaptive" in line
 
 
 def test_fit_warns_once_when_pixel_consistency_never_acts(cfg: Config, data) -> None:  # type: ignore[no-untyped-def]
-    run = with_overrides(cfg, {"loss.confidence_threshold": 0.999, "loss.ramp_fraction": 0.0})  # no ramp, nothing confident
+    run = with_overrides(cfg, {"loss.threshold_kind": "fixed", "loss.confidence_threshold": 0.999, "loss.ramp_fraction": 0.0})  # no ramp, nothing confident
     lines: list[str] = []
     result = fit(run, data, progress=False, log=lines.append)
     assert all(h["train_confident_fraction"] < LOW_CONFIDENT_FRACTION for h in result.history)
     assert sum(line.startswith("WARNING") for line in lines) == 1
+
+
+def test_adaptive_warning_names_the_current_threshold(cfg: Config) -> None:
+    line = low_confidence_warning(with_overrides(cfg, {"loss.threshold_kind": "adaptive"}), {**_record(0.01, 1.0), "train_pc_threshold": 0.875})
+    assert line is not None and "adaptive, now 0.875" in line
