@@ -32,7 +32,7 @@ def test_hdc_total_is_sup_plus_ramped_weighted_unsupervised_terms(cfg: Config, d
     torch.manual_seed(0)
     models = build_models(cfg, 3)
     ramp = 0.25
-    total, terms, stats = step.step_losses(cfg, models.trainable, models.teacher, _batch(cfg, data), ramp)
+    total, terms, stats = step.step_losses(cfg, models.trainable, models.teacher, _batch(cfg, data), ramp, models.pc_threshold)
     assert set(terms) == {"sup", "pc", "cg", "mi"} and set(stats) == {"confident_fraction", "pc_threshold"}
     if cfg.loss.threshold_kind == "fixed":
         assert float(stats["pc_threshold"]) == pytest.approx(cfg.loss.confidence_threshold)
@@ -62,7 +62,7 @@ def test_a_term_without_a_weight_is_an_error_not_silently_dropped(cfg: Config, d
     monkeypatch.setattr(step, "method_terms", with_new_term)
     models = build_models(cfg, 3)
     with pytest.raises(ValueError, match=r"no weight for loss component.*new_term"):
-        step.step_losses(cfg, models.trainable, models.teacher, _batch(cfg, data), ramp=1.0)
+        step.step_losses(cfg, models.trainable, models.teacher, _batch(cfg, data), ramp=1.0, threshold=models.pc_threshold)
 
 
 def test_train_step_updates_weights_and_teacher_and_reports_apart(cfg: Config, data) -> None:  # type: ignore[no-untyped-def]

@@ -54,7 +54,7 @@ def test_losses_and_gradients_are_finite_at_step_zero_when_teacher_is_student(cf
     torch.manual_seed(0)
     models = build_models(cfg, 3)
     batch = make_batch(cfg, data, 0, 0, Shard(), torch.device("cpu"), with_unlabeled=True)
-    total, terms, _ = step_losses(cfg, models.trainable, models.teacher, batch, ramp=1.0)
+    total, terms, _ = step_losses(cfg, models.trainable, models.teacher, batch, ramp=1.0, threshold=models.pc_threshold)
     total.backward()
     assert all(torch.isfinite(v).all() for v in terms.values())
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in models.trainable.parameters())
@@ -64,7 +64,7 @@ def test_ablated_terms_are_not_computed(cfg: Config, data) -> None:  # type: ign
     ablated = with_overrides(cfg, {"loss.w_cg": 0.0, "loss.w_mi": 0.0})
     models = build_models(ablated, 3)
     batch = make_batch(ablated, data, 0, 0, Shard(), torch.device("cpu"), with_unlabeled=True)
-    terms, stats = method_terms(ablated, models.trainable, models.teacher, batch)
+    terms, stats = method_terms(ablated, models.trainable, models.teacher, batch, models.pc_threshold)
     assert set(terms) == {"sup", "pc"} and set(stats) == {"confident_fraction", "pc_threshold"}
 
 
