@@ -136,6 +136,8 @@ class LossConfig:
     # unsure. But with seed 1 the same fixed 0.8 stayed at 0.000 for all 6 epochs (the teacher's calibration
     # varies with the seed), so a fixed value cannot promise an acting mask; adaptive tracks the teacher by
     # construction (seed 1: 0.9999 in epoch 1). Default "adaptive"; "fixed" at 0.8 remains the alternative.
+    # The shipped pair (adaptive, cg_form linear): confident fraction 0.86-0.87 after the ramp-up on both seeds,
+    # val/test Dice seed 0 0.589/0.559, seed 1 0.673/0.642 (fixed 0.8 + linear: 0.614/0.578 and 0.669/0.645).
     threshold_kind: Literal["fixed", "adaptive"] = "adaptive"
     threshold_momentum: float = 0.99  # EMA decay of the adaptive threshold's statistics (FreeMatch: 0.999 over ~10^6 steps)
     # FreeMatch's per-class MaxNorm scaling. Off by default: the background dominates the mean class
