@@ -62,6 +62,9 @@ def test_yaml_11_exponent_strings_become_floats(tmp_path: Path) -> None:
         ("data.image_size=50", "multiple of 16"),
         ("eval.empty_penalty=huge", "diagonal"),
         ("loss.sup_dice=-1", r"loss\.sup_dice: must be >= 0"),
+        ("loss.threshold_kind=freematch", "is not one of"),
+        ("loss.threshold_momentum=1", r"loss\.threshold_momentum: must be in \[0, 1\)"),
+        ("loss.cg_form=sqrt", "is not one of"),
     ],
 )
 def test_bad_values_name_the_key(override: str, message: str) -> None:

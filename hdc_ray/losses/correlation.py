@@ -2,7 +2,9 @@
 
 The HDC paper's equation was not available; ``loss.cg_kind`` selects the interpretation:
 "itrd" (default) is the correlation loss of ITRD (Miles et al., BMVC 2022); "gram" matches
-normalised pixel-affinity matrices on a down-sampled map.
+normalised pixel-affinity matrices on a down-sampled map. For "itrd", ``loss.cg_form`` picks how the
+per-dimension mismatch S = sum_d |1 - c_d|^(2 alpha) becomes a loss: ITRD's "log" (log2 S), or a form
+whose gradient stays bounded as the student reaches the teacher ("log1p": log2(1 + S), "linear": S / D).
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from hdc_ray.losses._feature_rows import full_precision, sample_rows, to_rows
 __all__ = ["correlation_guidance_loss"]
 
 KINDS = ("itrd", "gram")
+# d log2(S) / dS = 1 / (S ln 2): with an EMA teacher (equal to the student at step 0) S -> 0 and ITRD's
+# log form multiplies its own gradient without bound. log1p keeps ITRD's log compression far from the
+# optimum (S >> 1) and is S / ln 2 near it (gradient factor <= 1 / ln 2); linear is the plain mean.
+FORMS = ("log", "log1p", "linear")
 # Inside the sqrt of the standardisation: a constant (zero-std) dimension becomes 0 with a finite
 # gradient, where dividing by std + eps would leave d std / d var = 1 / (2 sqrt(0)) = inf.
 _STD_EPS = 1e-6
@@ -46,13 +52,18 @@ def _standardise(z: Tensor) -> Tensor:
     return (z - mean) / torch.sqrt(var + _STD_EPS)
 
 
-def _itrd_level(s: Tensor, t: Tensor, alpha: float, max_samples: int | None, generator: torch.Generator | None) -> Tensor:
+def _itrd_level(s: Tensor, t: Tensor, alpha: float, max_samples: int | None, generator: torch.Generator | None, form: str) -> Tensor:
     zs, zt = to_rows(s), to_rows(t.detach())  # (n, D) each
     idx = sample_rows(zs.shape[0], max_samples, generator, zs.device)
     if idx is not None:  # same rows on both sides, or the correlation would be of unrelated pixels
         zs, zt = zs[idx], zt[idx]
     c = (_standardise(zs) * _standardise(zt)).mean(dim=0)  # (D,) per-dimension correlation
-    return torch.log2(_LOG_EPS + (1.0 - c).abs().pow(2.0 * alpha).sum())
+    mismatch = (1.0 - c).abs().pow(2.0 * alpha)  # (D,)
+    if form == "linear":
+        return mismatch.mean()
+    if form == "log1p":
+        return torch.log1p(mismatch.sum()) / math.log(2.0)
+    return torch.log2(_LOG_EPS + mismatch.sum())
 
 
 def _gram_level(s: Tensor, t: Tensor, gram_size: int) -> Tensor:
@@ -74,6 +85,7 @@ def correlation_guidance_loss(
     max_samples: int | None = 4096,
     generator: torch.Generator | None = None,
     gram_size: int = 16,
+    form: str = "log",
 ) -> Tensor:
     """Hierarchical feature alignment between teacher and student main branch; mean over levels.
 
@@ -87,7 +99,11 @@ def correlation_guidance_loss(
     L = log2(1e-8 + sum_d |1 - c_d|^(2 alpha)), alpha = ``loss.cg_alpha`` (>= 0.5 so the gradient
     at c_d = 1 stays finite). L is NEGATIVE near its minimum: identical non-constant features give
     c_d ~ 1 and L ~ log2(1e-8) ~ -26.6. A constant dimension (zero std) standardises to 0, so
-    c_d = 0 and it adds 1 to the sum: identical constant features give log2(D).
+    c_d = 0 and it adds 1 to the sum: identical constant features give log2(D). That is
+    ``form="log"`` (``loss.cg_form``); with S = sum_d |1 - c_d|^(2 alpha), ``form="log1p"`` gives
+    log2(1 + S) (>= 0, 0 at a perfect match) and ``form="linear"`` gives S / D (the mean over
+    dimensions, in [0, 2^(2 alpha)]). Both have a gradient that stays bounded as S -> 0, unlike the
+    log form's 1 / (S ln 2).
 
     ``kind="gram"``: each map is average-pooled to ``gram_size`` x ``gram_size`` (smaller maps are
     kept as they are), rows are L2-normalised pixels, A = z z^T is the (h*w, h*w) cosine affinity
@@ -97,13 +113,15 @@ def correlation_guidance_loss(
         raise ValueError(f"unknown correlation kind {kind!r}; expected one of {KINDS}")
     if not (math.isfinite(alpha) and alpha >= 0.5):
         raise ValueError(f"alpha must be finite and >= 0.5, got {alpha}")
+    if form not in FORMS:
+        raise ValueError(f"unknown correlation form {form!r}; expected one of {FORMS}")
     if gram_size < 1:
         raise ValueError(f"gram_size must be >= 1, got {gram_size}")
     _check_levels(student_feats, teacher_feats)
     pairs = zip(student_feats, teacher_feats, strict=True)
     with full_precision(student_feats[0]):
         if kind == "itrd":
-            losses = [_itrd_level(s, t, alpha, max_samples, generator) for s, t in pairs]
+            losses = [_itrd_level(s, t, alpha, max_samples, generator, form) for s, t in pairs]
         else:
             losses = [_gram_level(s, t, gram_size) for s, t in pairs]
         return torch.stack(losses).mean()

@@ -15,7 +15,7 @@ from hdc_ray.data.tasks import CLASS_NAMES, task_of
 from hdc_ray.results.columns import SCHEMA_VERSION
 
 METRICS = ("dice", "jaccard", "hd95", "asd")
-LOSS_COLUMNS = ("train_loss", "train_loss_sup", "train_loss_pc", "train_loss_cg", "train_loss_mi", "train_loss_cps", "train_confident_fraction")
+LOSS_COLUMNS = ("train_loss", "train_loss_sup", "train_loss_pc", "train_loss_cg", "train_loss_mi", "train_loss_cps", "train_confident_fraction", "train_pc_threshold")
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 _HEAD = (

@@ -84,6 +84,9 @@ def snapshot(cfg: Config, models: Models, optimizer: torch.optim.Optimizer, scal
         "epoch": state.epoch,
         "trainable": {k: v.detach().cpu() for k, v in models.trainable.state_dict().items()},
         "teacher": None if models.teacher is None else {k: v.detach().cpu() for k, v in models.teacher.state_dict().items()},
+        # The adaptive pseudo-label threshold is an EMA over all steps so far: without it a resume would
+        # restart from 1/C and diverge from the uninterrupted run.
+        "pc_threshold": None if models.pc_threshold is None else models.pc_threshold.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scaler": scaler.state_dict(),
         "best": {"epoch": state.best_epoch, "value": state.best_value, "val": state.best_val},
@@ -98,6 +101,10 @@ def restore(snap: dict[str, Any], models: Models, optimizer: torch.optim.Optimiz
     if models.teacher is not None and snap["teacher"] is not None:
         models.teacher.load_state_dict(snap["teacher"])
     optimizer.load_state_dict(snap["optimizer"])
+    if models.pc_threshold is not None:
+        if snap.get("pc_threshold") is None:
+            raise ValueError("the checkpoint has no adaptive-threshold state (loss.threshold_kind differs?); cannot resume exactly")
+        models.pc_threshold.load_state_dict(snap["pc_threshold"])
     if snap.get("scaler"):
         scaler.load_state_dict(snap["scaler"])
     best = snap["best"]

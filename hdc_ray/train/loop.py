@@ -28,6 +28,9 @@ from hdc_ray.train.methods import Models, build_models, check_data_for_method, n
 from hdc_ray.train.step import build_optimizer, build_scaler, train_step
 
 EpochCallback = Callable[[dict[str, float], "dict[str, Any] | None"], None]
+# Below this share of confident pixels after the ramp-up, pixel consistency hardly acts (issue 10: at a
+# 0.95 threshold HDC's fraction stayed 0.000 for a whole CPU-schedule run, i.e. it had no pseudo-labels).
+LOW_CONFIDENT_FRACTION = 0.05
 
 
 @dataclass
@@ -78,6 +81,7 @@ def fit(
         log(f"resumed after epoch {state.epoch}")
     model = wrap(models.trainable) if wrap else models.trainable
     test: dict[str, float] = {}
+    warned = False
     for epoch in range(state.epoch, cfg.train.epochs):
         record = _run_epoch(cfg, data, models, model, optimizer, scaler, epoch, shard, device, progress)
         if (epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == cfg.train.epochs:
@@ -87,6 +91,10 @@ def fit(
         state.epoch = epoch + 1
         state.history.append(record | {"best_epoch": float(state.best_epoch)})
         log(_epoch_line(cfg, record))
+        warning = None if warned else low_confidence_warning(cfg, record)
+        if warning is not None:
+            log(warning)
+            warned = True
         final = state.epoch == cfg.train.epochs
         test = test_best(cfg, data, models, state, device, shard) if final else {}
         if on_epoch is not None:
@@ -99,6 +107,23 @@ def fit(
         if on_epoch is not None and state.history:
             on_epoch(state.history[-1] | _prefixed_best(state) | {**test, "done": 1.0}, None)
     return FitResult(state.history, state.best_epoch, state.best_val, test, state.best_weights)
+
+
+def low_confidence_warning(cfg: Config, record: dict[str, float]) -> str | None:
+    """A one-line warning when an epoch that ended after the ramp-up had < 5% confident pixels, else None.
+
+    ``fit`` logs it once per run, at the first such epoch (the fraction rarely recovers without a change of
+    ``loss.threshold_kind`` or ``loss.confidence_threshold``).
+    """
+    fraction = record.get("train_confident_fraction")
+    if fraction is None or record.get("ramp", 0.0) < 1.0 or fraction >= LOW_CONFIDENT_FRACTION:
+        return None
+    lc = cfg.loss
+    threshold = f"fixed {lc.confidence_threshold}" if lc.threshold_kind == "fixed" else f"adaptive, now {record.get('train_pc_threshold', float('nan')):.3f}"
+    return (
+        f"WARNING: epoch {int(record['epoch'])}: only {fraction:.1%} of unlabelled pixels pass the pseudo-label threshold "
+        f"({threshold}) after the ramp-up; pixel consistency barely acts (try loss.threshold_kind=adaptive or a lower loss.confidence_threshold)"
+    )
 
 
 def _prefixed_best(state: TrainState) -> dict[str, float]:
@@ -138,8 +163,8 @@ def _progress_bar(total: int, desc: str, enabled: bool):  # type: ignore[no-unty
 
 def _epoch_line(cfg: Config, record: dict[str, float]) -> str:
     parts = [f"epoch {int(record['epoch'])}/{cfg.train.epochs}", f"loss {record['train_loss']:.4f}"]
-    for key in ("val_dice_fg", "val_hd95_fg"):
+    for key in ("train_confident_fraction", "train_pc_threshold", "val_dice_fg", "val_hd95_fg"):
         if key in record:
-            parts.append(f"{key} {record[key]:.4f}")
+            parts.append(f"{key.removeprefix('train_')} {record[key]:.4f}")
     parts.append(f"{record['images_per_s']:.1f} img/s")
     return "  ".join(parts)

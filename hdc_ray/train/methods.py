@@ -1,9 +1,13 @@
-"""The four methods in one loop: which networks each trains, and which loss terms each computes.
+"""The methods in one loop: which networks each trains, and which loss terms each computes.
 
 ``supervised``   one SegNet on labelled images.
+``supervised_ema`` the same training, plus an EMA teacher of its weights that is validated and tested
+                 (``train.eval_model``): no unlabelled data, so it isolates the EMA gain from the SSL gain.
 ``mean_teacher`` SegNet student + EMA teacher; softmax-MSE consistency on the strong view.
 ``hdc``          dual-decoder student + EMA teacher of its main branch; L_sup (both decoders) + ramp *
-                 (w_pc L_pc + w_cg L_cg + w_mi L_mi). Ablations are HDC with weights set to 0.
+                 (w_pc L_pc + w_cg L_cg + w_mi L_mi). Ablations are HDC with weights set to 0. With
+                 ``loss.threshold_kind="adaptive"`` the pseudo-label threshold is an EMA state
+                 (``Models.pc_threshold``, saved in checkpoints).
 ``cps``          two SegNets supervising each other (the multi-network baseline HDC claims to undercut).
 """
 
@@ -26,12 +30,16 @@ from hdc_ray.losses.baselines import cross_pseudo_loss, softmax_mse_loss
 from hdc_ray.model import CPSPair, DualDecoderNet, SegNet, build_dual, build_segnet, ema_update, make_teacher
 from hdc_ray.noise import FeaturePerturbation, warp
 from hdc_ray.train.batches import Batch
+from hdc_ray.train.thresholds import AdaptiveThreshold
+
+SUPERVISED_ONLY = ("supervised", "supervised_ema")  # methods that never see unlabelled images
 
 
 @dataclass
 class Models:
     trainable: nn.Module  # what the optimiser updates and DDP wraps
     teacher: SegNet | None  # EMA teacher, never wrapped, no gradients
+    pc_threshold: AdaptiveThreshold | None = None  # HDC with loss.threshold_kind="adaptive" only
 
     def eval_net(self, which: str) -> SegNet:
         """The network that is validated and tested (config: train.eval_model)."""
@@ -58,17 +66,19 @@ def build_models(cfg: Config, num_classes: int) -> Models:
     method = cfg.train.method
     if method == "supervised":
         return Models(build_segnet(cfg.model, num_classes), None)
-    if method == "mean_teacher":
+    if method in ("mean_teacher", "supervised_ema"):
         student = build_segnet(cfg.model, num_classes)
         return Models(student, make_teacher(student))
     if method == "cps":
         return Models(CPSPair(build_segnet(cfg.model, num_classes), build_segnet(cfg.model, num_classes)), None)
     dual = build_dual(cfg.model, num_classes, FeaturePerturbation(cfg.noise))
-    return Models(dual, make_teacher(dual.main_branch()))
+    lc = cfg.loss
+    threshold = AdaptiveThreshold(num_classes, lc.threshold_momentum, lc.threshold_per_class) if lc.threshold_kind == "adaptive" else None
+    return Models(dual, make_teacher(dual.main_branch()), threshold)
 
 
 def needs_unlabeled(cfg: Config) -> bool:
-    return cfg.train.method != "supervised"
+    return cfg.train.method not in SUPERVISED_ONLY
 
 
 def check_data_for_method(cfg: Config, data) -> None:  # type: ignore[no-untyped-def]
@@ -90,10 +100,14 @@ Terms = dict[str, Tensor]  # unweighted loss components, each a scalar; every on
 Stats = dict[str, Tensor]  # statistics for the logs (e.g. the confident fraction), never optimised
 
 
-def method_terms(cfg: Config, model: nn.Module, teacher: SegNet | None, batch: Batch) -> tuple[Terms, Stats]:
-    """The method's loss components (unweighted) and its statistics, apart; ``model`` may be DDP-wrapped."""
+def method_terms(cfg: Config, model: nn.Module, teacher: SegNet | None, batch: Batch, threshold: AdaptiveThreshold | None = None) -> tuple[Terms, Stats]:
+    """The method's loss components (unweighted) and its statistics, apart; ``model`` may be DDP-wrapped.
+
+    ``threshold`` (``Models.pc_threshold``) is HDC's adaptive pseudo-label threshold; it is updated with
+    this batch's teacher confidence before the mask is drawn (FreeMatch's order).
+    """
     method = cfg.train.method
-    if method == "supervised":
+    if method in SUPERVISED_ONLY:
         return {"sup": supervised_loss(model(batch.x_w).logits, None, batch.y_w, dice_weight=cfg.loss.sup_dice)}, {}
     if method == "cps":
         return _cps_terms(cfg, model, batch), {}
@@ -102,7 +116,7 @@ def method_terms(cfg: Config, model: nn.Module, teacher: SegNet | None, batch: B
         t_out = teacher(batch.u_w)
     if method == "mean_teacher":
         return _mean_teacher_terms(cfg, model, t_out.logits, batch), {}
-    return _hdc_terms(cfg, model, t_out.logits, t_out.feats, batch)
+    return _hdc_terms(cfg, model, t_out.logits, t_out.feats, batch, threshold)
 
 
 def _to_strong(x: Tensor, batch: Batch) -> Tensor:
@@ -129,23 +143,38 @@ def _cps_terms(cfg: Config, model: nn.Module, batch: Batch) -> dict[str, Tensor]
     return {"sup": sup, "cps": cross_pseudo_loss(out_a.logits[n_l:], out_b.logits[n_l:])}
 
 
-def _hdc_terms(cfg: Config, model: nn.Module, t_logits: Tensor, t_feats: dict[str, Tensor], batch: Batch) -> tuple[Terms, Stats]:
+def _pc_threshold(cfg: Config, t_logits: Tensor, threshold: AdaptiveThreshold | None) -> tuple[float | Tensor, Tensor]:
+    """The pseudo-label threshold of this step, and the value logged as ``train_pc_threshold``.
+
+    "adaptive": the state takes the teacher's weak-view confidence on every unlabelled pixel, then gives
+    per-class thresholds; the logged value is the global tau (the most confident class's threshold).
+    """
+    if cfg.loss.threshold_kind == "fixed":
+        return cfg.loss.confidence_threshold, torch.tensor(cfg.loss.confidence_threshold)
+    if threshold is None:
+        raise ValueError("loss.threshold_kind='adaptive' needs the threshold state (Models.pc_threshold); pass threshold=models.pc_threshold")
+    threshold.update(t_logits)
+    return threshold.thresholds(), threshold.tau.float()
+
+
+def _hdc_terms(cfg: Config, model: nn.Module, t_logits: Tensor, t_feats: dict[str, Tensor], batch: Batch, state: AdaptiveThreshold | None) -> tuple[Terms, Stats]:
     assert batch.u_s is not None and batch.valid_s is not None
     lc, n_l = cfg.loss, batch.x_w.shape[0]
     out = model(torch.cat([batch.x_w, batch.u_s]), batch.noise_seeds)
     main, noisy = out.main, out.noisy
     terms = {"sup": supervised_loss(main.logits[:n_l], noisy.logits[:n_l], batch.y_w, dice_weight=lc.sup_dice)}
+    threshold, logged = _pc_threshold(cfg, t_logits, state)
     t_logits_s = _to_strong(t_logits, batch)
-    pc, confident = consistency_loss(main.logits[n_l:], t_logits_s, lc.confidence_threshold, batch.valid_s)
+    pc, confident = consistency_loss(main.logits[n_l:], t_logits_s, threshold, batch.valid_s)
     if lc.pc_on_noisy:
-        pc_noisy, _ = consistency_loss(noisy.logits[n_l:], t_logits_s, lc.confidence_threshold, batch.valid_s)
+        pc_noisy, _ = consistency_loss(noisy.logits[n_l:], t_logits_s, threshold, batch.valid_s)
         pc = 0.5 * (pc + pc_noisy)
     terms["pc"] = pc
     if lc.w_cg > 0:  # an ablated feature term is not computed at all (it costs a Gram/correlation per level)
         terms["cg"] = _correlation_terms(cfg, main.feats, t_feats, batch)
     if lc.w_mi > 0:
         terms["mi"] = _mutual_information_term(cfg, main, noisy, batch)
-    return terms, {"confident_fraction": confident}
+    return terms, {"confident_fraction": confident, "pc_threshold": logged}
 
 
 def _correlation_terms(cfg: Config, s_feats: dict[str, Tensor], t_feats: dict[str, Tensor], batch: Batch) -> Tensor:
@@ -163,7 +192,8 @@ def _correlation_terms(cfg: Config, s_feats: dict[str, Tensor], t_feats: dict[st
         student.append(s * valid)
         teacher.append(t * valid)
     return correlation_guidance_loss(
-        student, teacher, kind=cfg.loss.cg_kind, alpha=cfg.loss.cg_alpha, max_samples=cfg.loss.cg_max_samples, generator=batch.subsample
+        student, teacher, kind=cfg.loss.cg_kind, alpha=cfg.loss.cg_alpha, max_samples=cfg.loss.cg_max_samples, generator=batch.subsample,
+        form=cfg.loss.cg_form,
     )
 
 

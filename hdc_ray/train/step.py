@@ -3,7 +3,7 @@
     L = w_sup L_sup + ramp(t) * (w_pc L_pc + w_cg L_cg + w_mi L_mi + w_cps L_cps)
 
 ``methods.method_terms`` computes the unweighted terms a method has (HDC: sup, pc, cg, mi; mean teacher:
-sup, pc; CPS: sup, cps; supervised: sup) and its statistics apart; ``losses.weighted_total`` forms L and
+sup, pc; CPS: sup, cps; supervised and supervised_ema: sup) and its statistics apart; ``losses.weighted_total`` forms L and
 refuses a term that has no weight, so nothing can be logged without being optimised.
 """
 
@@ -20,6 +20,7 @@ from hdc_ray.losses import weighted_total
 from hdc_ray.train.batches import Batch
 from hdc_ray.train.methods import Models, Stats, Terms, loss_weights, method_terms
 from hdc_ray.train.schedules import ema_decay_at, lr_at, ramp_at
+from hdc_ray.train.thresholds import AdaptiveThreshold
 
 
 @dataclass(frozen=True)
@@ -31,9 +32,14 @@ class StepResult:
     lr: float
 
 
-def step_losses(cfg: Config, model: nn.Module, teacher: nn.Module | None, batch: Batch, ramp: float) -> tuple[Tensor, Terms, Stats]:
-    """Forward pass and the weighted total, with grad: ``(total, terms, stats)``."""
-    terms, stats = method_terms(cfg, model, teacher, batch)  # type: ignore[arg-type]
+def step_losses(
+    cfg: Config, model: nn.Module, teacher: nn.Module | None, batch: Batch, ramp: float, threshold: AdaptiveThreshold | None = None
+) -> tuple[Tensor, Terms, Stats]:
+    """Forward pass and the weighted total, with grad: ``(total, terms, stats)``.
+
+    ``threshold`` (``Models.pc_threshold``, adaptive pixel consistency only) is advanced by this batch.
+    """
+    terms, stats = method_terms(cfg, model, teacher, batch, threshold)  # type: ignore[arg-type]
     return weighted_total(terms, loss_weights(cfg), ramp), terms, stats
 
 
@@ -46,7 +52,7 @@ def train_step(cfg: Config, models: Models, model: nn.Module, optimizer: torch.o
     for group in optimizer.param_groups:
         group["lr"] = lr
     with autocast(cfg, batch.x_w.device):
-        total, terms, stats = step_losses(cfg, model, models.teacher, batch, ramp)
+        total, terms, stats = step_losses(cfg, model, models.teacher, batch, ramp, models.pc_threshold)
     backward_step(cfg, model, optimizer, scaler, total)
     models.after_step(ema_decay_at(cfg, step))
     detached = {k: v.detach() for k, v in terms.items()}

@@ -111,6 +111,7 @@ def history_schema() -> pa.Schema:
         "train_loss_mi",
         "train_loss_cps",
         "train_confident_fraction",
+        "train_pc_threshold",
     ]
     return pa.schema(
         [

@@ -1,4 +1,4 @@
-"""consistency_loss: confidence masks, UniMatch normalisation, valid pixels, detached teacher."""
+"""consistency_loss: confidence masks, UniMatch normalisation, valid pixels, detached teacher; adaptive thresholds."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from hdc_ray.losses import consistency_loss
+from hdc_ray.losses.consistency import adaptive_thresholds, confidence_sums, ema_confidence_update, initial_confidence
 
 LOG2 = math.log(2.0)
 
@@ -80,3 +81,58 @@ def test_identical_student_teacher_is_finite(fill: float | None) -> None:
 def test_bad_inputs_raise(student_shape, teacher_shape, valid) -> None:
     with pytest.raises(ValueError):
         consistency_loss(torch.zeros(student_shape), torch.zeros(teacher_shape), 0.9, valid)
+
+
+# ------------------------------------------------------------------ per-class and adaptive thresholds
+
+
+@pytest.mark.parametrize(
+    ("thresholds", "loss", "fraction"),
+    [
+        # TEACHER labels (0, 1, 1) with confidences (0.9, 0.96, 0.6): pixel i passes if conf_i >= t[label_i].
+        ([0.95, 0.5], 2 * LOG2 / 3, 2 / 3),  # pixel 0 fails class 0's 0.95; pixels 1, 2 pass class 1's 0.5
+        ([0.5, 0.95], 2 * LOG2 / 3, 2 / 3),  # pixels 0, 1 pass; pixel 2 (0.6) fails 0.95
+        ([0.5, 0.97], LOG2 / 3, 1 / 3),
+        ([0.85, 0.85], 2 * LOG2 / 3, 2 / 3),  # equal per-class thresholds = the scalar 0.85 case above
+    ],
+)
+def test_per_class_thresholds(thresholds: list[float], loss: float, fraction: float) -> None:
+    got, frac = consistency_loss(_logits(FLAT), _logits(TEACHER), torch.tensor(thresholds))
+    assert got.item() == pytest.approx(loss, abs=1e-6) and frac.item() == pytest.approx(fraction, abs=1e-6)
+
+
+def test_per_class_threshold_needs_one_value_per_class() -> None:
+    with pytest.raises(ValueError, match="per-class threshold"):
+        consistency_loss(_logits(FLAT), _logits(TEACHER), torch.tensor([0.5, 0.5, 0.5]))
+
+
+def test_confidence_sums_known_values() -> None:
+    # TEACHER probabilities: (0.9, 0.1), (0.04, 0.96), (0.4, 0.6).
+    sums = confidence_sums(_logits(TEACHER))
+    assert sums.tolist() == pytest.approx([0.9 + 0.96 + 0.6, 0.9 + 0.04 + 0.4, 0.1 + 0.96 + 0.6, 3.0])
+    masked = confidence_sums(_logits(TEACHER), torch.tensor([[[True, False, True]]]))
+    assert masked.tolist() == pytest.approx([1.5, 1.3, 0.7, 2.0])
+    # Sums are additive: two halves of a batch (two DDP ranks) add up to the whole batch.
+    halves = confidence_sums(_logits(TEACHER[:1])) + confidence_sums(_logits(TEACHER[1:]))
+    assert halves.tolist() == pytest.approx(sums.tolist())
+
+
+def test_ema_update_by_hand() -> None:
+    tau, conf = initial_confidence(2)
+    assert tau.item() == 0.5 and conf.tolist() == [0.5, 0.5]
+    sums = confidence_sums(_logits(TEACHER))  # mean max-prob 2.46 / 3 = 0.82; class means (1.34, 1.66) / 3
+    tau, conf = ema_confidence_update(tau, conf, sums, momentum=0.9)
+    assert tau.item() == pytest.approx(0.9 * 0.5 + 0.1 * 0.82)  # 0.532
+    assert conf.tolist() == pytest.approx([0.45 + 0.1 * 1.34 / 3, 0.45 + 0.1 * 1.66 / 3])
+    tau2, conf2 = ema_confidence_update(tau, conf, sums, momentum=0.0)  # no memory: the batch statistic
+    assert tau2.item() == pytest.approx(0.82) and conf2.tolist() == pytest.approx([1.34 / 3, 1.66 / 3])
+    empty = torch.zeros(4, dtype=torch.float64)  # no valid pixel: unchanged
+    assert ema_confidence_update(tau, conf, empty, 0.9) == (tau, conf)
+    with pytest.raises(ValueError, match="momentum"):
+        ema_confidence_update(tau, conf, sums, momentum=1.0)
+
+
+def test_adaptive_thresholds_global_and_max_normalised() -> None:
+    tau, conf = torch.tensor(0.8, dtype=torch.float64), torch.tensor([0.6, 0.3, 0.1], dtype=torch.float64)
+    assert adaptive_thresholds(tau, conf, per_class=False).tolist() == pytest.approx([0.8, 0.8, 0.8])
+    assert adaptive_thresholds(tau, conf, per_class=True).tolist() == pytest.approx([0.8, 0.4, 0.8 / 6])

@@ -13,10 +13,10 @@ from hdc_ray.config import Config, load_config, with_overrides
 from hdc_ray.data import build_data
 from hdc_ray.train import checkpoint
 from hdc_ray.train.batches import Shard, global_indices, make_batch
-from hdc_ray.train.loop import fit
+from hdc_ray.train.loop import LOW_CONFIDENT_FRACTION, fit, low_confidence_warning
 from hdc_ray.train.methods import build_models, method_terms
-from hdc_ray.train.run import ResumeError, run_local
-from hdc_ray.train.step import step_losses
+from hdc_ray.train.run import ResumeError, run_local, run_metadata
+from hdc_ray.train.step import build_optimizer, build_scaler, step_losses, train_step
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +38,12 @@ def _numbers(history: list[dict[str, float]]) -> list[dict[str, float]]:
     return [{k: v for k, v in h.items() if k not in ("epoch_time_s", "images_per_s")} for h in history]
 
 
-@pytest.mark.parametrize("method", ["supervised", "mean_teacher", "hdc", "cps"])
+@pytest.mark.parametrize("method", ["supervised", "supervised_ema", "mean_teacher", "hdc", "cps"])
 def test_every_method_trains_and_reports_its_terms(cfg: Config, data, method: str) -> None:  # type: ignore[no-untyped-def]
     run_cfg = with_overrides(cfg, {"train.method": method})
     result = fit(run_cfg, data, progress=False, log=_quiet)
     assert len(result.history) == 2 and result.best_epoch in (1, 2)
-    expected = {"supervised": {"sup"}, "mean_teacher": {"sup", "pc"}, "hdc": {"sup", "pc", "cg", "mi"}, "cps": {"sup", "cps"}}[method]
+    expected = {"supervised": {"sup"}, "supervised_ema": {"sup"}, "mean_teacher": {"sup", "pc"}, "hdc": {"sup", "pc", "cg", "mi"}, "cps": {"sup", "cps"}}[method]
     terms = {k.removeprefix("train_loss_") for k in result.history[-1] if k.startswith("train_loss_")}
     assert terms == expected
     assert all(math.isfinite(v) for v in result.history[-1].values())
@@ -54,7 +54,7 @@ def test_losses_and_gradients_are_finite_at_step_zero_when_teacher_is_student(cf
     torch.manual_seed(0)
     models = build_models(cfg, 3)
     batch = make_batch(cfg, data, 0, 0, Shard(), torch.device("cpu"), with_unlabeled=True)
-    total, terms, _ = step_losses(cfg, models.trainable, models.teacher, batch, ramp=1.0)
+    total, terms, _ = step_losses(cfg, models.trainable, models.teacher, batch, ramp=1.0, threshold=models.pc_threshold)
     total.backward()
     assert all(torch.isfinite(v).all() for v in terms.values())
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in models.trainable.parameters())
@@ -64,8 +64,8 @@ def test_ablated_terms_are_not_computed(cfg: Config, data) -> None:  # type: ign
     ablated = with_overrides(cfg, {"loss.w_cg": 0.0, "loss.w_mi": 0.0})
     models = build_models(ablated, 3)
     batch = make_batch(ablated, data, 0, 0, Shard(), torch.device("cpu"), with_unlabeled=True)
-    terms, stats = method_terms(ablated, models.trainable, models.teacher, batch)
-    assert set(terms) == {"sup", "pc"} and set(stats) == {"confident_fraction"}
+    terms, stats = method_terms(ablated, models.trainable, models.teacher, batch, models.pc_threshold)
+    assert set(terms) == {"sup", "pc"} and set(stats) == {"confident_fraction", "pc_threshold"}
 
 
 def test_same_seed_same_numbers(cfg: Config, data) -> None:  # type: ignore[no-untyped-def]
@@ -123,3 +123,107 @@ def test_two_shards_see_exactly_the_one_rank_batch(cfg: Config, data) -> None:  
         else:
             joined = torch.cat([getattr(p, name) for p in parts])
         torch.testing.assert_close(joined, getattr(whole, name))
+
+
+# ----------------------------------------------------------------------------- supervised with EMA evaluation
+
+
+def test_supervised_ema_trains_like_supervised_and_evaluates_the_ema_weights(cfg: Config, data) -> None:  # type: ignore[no-untyped-def]
+    sup = fit(with_overrides(cfg, {"train.method": "supervised"}), data, progress=False, log=_quiet)
+    ema_cfg = with_overrides(cfg, {"train.method": "supervised_ema"})
+    as_student = fit(with_overrides(ema_cfg, {"train.eval_model": "student"}), data, progress=False, log=_quiet)
+    as_teacher = fit(ema_cfg, data, progress=False, log=_quiet)  # train.eval_model defaults to "teacher"
+    # Same data, same steps (no unlabelled batch): the student IS the supervised run, loss for loss.
+    assert [h["train_loss"] for h in as_student.history] == [h["train_loss"] for h in sup.history]
+    assert as_student.test == sup.test
+    assert all(torch.equal(as_student.best_weights[k], sup.best_weights[k]) for k in sup.best_weights)
+    # The teacher arm scores other (EMA) weights, after the very same training.
+    assert [h["train_loss"] for h in as_teacher.history] == [h["train_loss"] for h in sup.history]
+    assert any(not torch.equal(as_teacher.best_weights[k], sup.best_weights[k]) for k in sup.best_weights)
+    assert run_metadata(ema_cfg, data)["method"] == "supervised_ema"
+
+
+def test_supervised_ema_teacher_is_the_ema_of_the_student(cfg: Config, data) -> None:  # type: ignore[no-untyped-def]
+    run = with_overrides(cfg, {"train.method": "supervised_ema", "train.ema_decay": 0.5})
+    torch.manual_seed(0)
+    models = build_models(run, 3)
+    assert models.teacher is not None and models.eval_net("teacher") is models.teacher
+    optimizer, scaler = build_optimizer(run, models.trainable), build_scaler(run, torch.device("cpu"))
+    for it in range(3):
+        batch = make_batch(run, data, 0, it, Shard(), torch.device("cpu"), with_unlabeled=False)
+        assert batch.u_w is None  # no unlabelled data
+        before = {k: v.clone() for k, v in models.teacher.state_dict().items()}
+        train_step(run, models, models.trainable, optimizer, scaler, batch, it + 1)  # decay min(1 - 1/(t+1), 0.5) = 0.5
+        student = models.trainable.state_dict()
+        for k, v in models.teacher.state_dict().items():
+            if v.dtype.is_floating_point:
+                torch.testing.assert_close(v, 0.5 * before[k] + 0.5 * student[k])
+
+
+# ----------------------------------------------------------------------------- adaptive pseudo-label threshold
+
+
+def test_adaptive_threshold_state_survives_snapshot_and_restore(cfg: Config, data) -> None:  # type: ignore[no-untyped-def]
+    run = with_overrides(cfg, {"loss.threshold_kind": "adaptive"})
+    torch.manual_seed(0)
+    models = build_models(run, 3)
+    optimizer, scaler = build_optimizer(run, models.trainable), build_scaler(run, torch.device("cpu"))
+    for it in range(2):
+        train_step(run, models, models.trainable, optimizer, scaler, make_batch(run, data, 0, it, Shard(), torch.device("cpu"), True), it)
+    assert models.pc_threshold is not None and models.pc_threshold.updates == 2
+    snap = checkpoint.snapshot(run, models, optimizer, scaler, checkpoint.TrainState(epoch=1))
+    fresh = build_models(run, 3)
+    assert fresh.pc_threshold is not None and fresh.pc_threshold.tau.item() == pytest.approx(1 / 3)
+    checkpoint.restore(snap, fresh, build_optimizer(run, fresh.trainable), build_scaler(run, torch.device("cpu")))
+    assert torch.equal(fresh.pc_threshold.tau, models.pc_threshold.tau)
+    assert torch.equal(fresh.pc_threshold.class_conf, models.pc_threshold.class_conf) and fresh.pc_threshold.updates == 2
+    # A snapshot without the state (a fixed-threshold run) cannot resume an adaptive one exactly.
+    with pytest.raises(ValueError, match="adaptive-threshold state"):
+        checkpoint.restore({**snap, "pc_threshold": None}, fresh, build_optimizer(run, fresh.trainable), build_scaler(run, torch.device("cpu")))
+
+
+def test_adaptive_threshold_run_resumes_exactly_and_logs_its_threshold(cfg: Config, tmp_path: Path) -> None:
+    run = with_overrides(cfg, {"loss.threshold_kind": "adaptive"})
+    full, _ = run_local(run, tmp_path / "full", progress=False)
+    run_local(run, tmp_path / "split", progress=False)
+    (tmp_path / "split" / "checkpoints" / "epoch_0002.pt").unlink()  # as if killed during epoch 2
+    resumed, _ = run_local(run, tmp_path / "split", resume=True, progress=False)
+    for key in ("train_loss", "train_pc_threshold", "train_confident_fraction"):
+        assert [h[key] for h in resumed.history] == pytest.approx([h[key] for h in full.history], rel=1e-6)
+    thresholds = [h["train_pc_threshold"] for h in full.history]
+    assert 1 / 3 < thresholds[0] < thresholds[1] < 1.0  # rises from FreeMatch's 1/C as the teacher gets confident
+
+
+def _record(fraction: float | None, ramp: float, epoch: int = 3) -> dict[str, float]:
+    record = {"epoch": float(epoch), "ramp": ramp, "train_pc_threshold": 0.95}
+    return record if fraction is None else {**record, "train_confident_fraction": fraction}
+
+
+@pytest.mark.parametrize(
+    ("fraction", "ramp", "warns"),
+    [
+        (0.0, 1.0, True),
+        (LOW_CONFIDENT_FRACTION - 1e-3, 1.0, True),
+        (LOW_CONFIDENT_FRACTION, 1.0, False),
+        (0.0, 0.9, False),  # still ramping up: pseudo-labels are not expected to act yet
+        (None, 1.0, False),  # a method without pixel consistency statistics
+    ],
+)
+def test_low_confidence_warning(cfg: Config, fraction: float | None, ramp: float, warns: bool) -> None:
+    line = low_confidence_warning(with_overrides(cfg, {"loss.threshold_kind": "fixed", "loss.confidence_threshold": 0.95}), _record(fraction, ramp))
+    assert (line is not None) == warns
+    if line is not None:
+        assert line.startswith("WARNING: epoch 3:") and "fixed 0.95" in line and "loss.threshold_kind=adaptive" in line
+
+
+def test_fit_warns_once_when_pixel_consistency_never_acts(cfg: Config, data) -> None:  # type: ignore[no-untyped-def]
+    run = with_overrides(cfg, {"loss.threshold_kind": "fixed", "loss.confidence_threshold": 0.999, "loss.ramp_fraction": 0.0})  # no ramp, nothing confident
+    lines: list[str] = []
+    result = fit(run, data, progress=False, log=lines.append)
+    assert all(h["train_confident_fraction"] < LOW_CONFIDENT_FRACTION for h in result.history)
+    assert sum(line.startswith("WARNING") for line in lines) == 1
+
+
+def test_adaptive_warning_names_the_current_threshold(cfg: Config) -> None:
+    line = low_confidence_warning(with_overrides(cfg, {"loss.threshold_kind": "adaptive"}), {**_record(0.01, 1.0), "train_pc_threshold": 0.875})
+    assert line is not None and "adaptive, now 0.875" in line
