@@ -1,6 +1,7 @@
 """Does HDC help at a fixed compute budget? Every method at a few labelled images (4, 8), and supervised on all.
 
     python bench/ssl_benchmark.py [--config synthetic] [--counts 4 8] [--seeds 0 1 2] [--set key=value ...] [--jobs 2]
+    python bench/ssl_benchmark.py --counts 4 --methods hdc --ablate no_pc:loss.w_pc=0 no_cg:loss.w_cg=0 --no-reference
 
 Label budgets are counts of labelled images (``data.label_count``); the reference arm trains supervised on
 every training image. Each seed is a different labelled split as well as a different initialisation
@@ -26,6 +27,7 @@ METHODS = ("supervised", "supervised_ema", "mean_teacher", "hdc")
 
 
 def run_one(config: str, overrides: list[str], method: str, count: int | None, seed: int) -> dict:  # type: ignore[type-arg]
+    """``method`` is a train.method, or an ablation ``name:key=value,key=value`` of HDC."""
     import torch
 
     from hdc_ray.config import load_config
@@ -33,14 +35,16 @@ def run_one(config: str, overrides: list[str], method: str, count: int | None, s
     from hdc_ray.train.loop import fit
 
     torch.set_num_threads(1)
-    cfg = load_config(config, [*overrides, f"train.method={method}", *budget_overrides(count), f"train.seed={seed}"])
+    name, _, ablated = method.partition(":")
+    arm = ["train.method=hdc", *ablated.split(",")] if ablated else [f"train.method={method}"]
+    cfg = load_config(config, [*overrides, *arm, *budget_overrides(count), f"train.seed={seed}"])
     data = build_data(cfg.data)  # cached on disk after the first run: timed apart from training
     start = time.perf_counter()
     result = fit(cfg, data, progress=False, log=lambda _: None)
     ramp_end = cfg.loss.ramp_fraction * cfg.train.epochs
     after_ramp = [h["train_confident_fraction"] for h in result.history if "train_confident_fraction" in h and h["epoch"] > ramp_end]
     classes = [k for k in result.test if k.startswith("test_dice_") and k not in ("test_dice_fg", "test_dice_all")]
-    return {"method": method, "count": count, "n_labeled": len(data.labeled), "split_hash": data.split_hash, "seed": seed,
+    return {"method": name, "count": count, "n_labeled": len(data.labeled), "split_hash": data.split_hash, "seed": seed,
             "seconds": time.perf_counter() - start, **result.test, "val_dice_fg": result.best_val.get("val_dice_fg"),
             "best_epoch": result.best_epoch, "min_class_dice": min(result.test[k] for k in classes),
             "min_confident_after_ramp": min(after_ramp) if after_ramp else None}  # fmt: skip
@@ -51,9 +55,9 @@ def budget_overrides(count: int | None) -> list[str]:
     return ["data.label_count=null", "data.label_ratio=1.0"] if count is None else [f"data.label_count={count}"]
 
 
-def arms(counts: list[int], methods: tuple[str, ...] = METHODS) -> list[tuple[str, int | None]]:
+def arms(counts: list[int], methods: tuple[str, ...] = METHODS, reference: bool = True) -> list[tuple[str, int | None]]:
     """Every method at each low budget, and the fully supervised reference (count None: all labels)."""
-    return [*((m, c) for c in counts for m in methods), ("supervised", None)]
+    return [*((m, c) for c in counts for m in methods), *([("supervised", None)] if reference else [])]
 
 
 def arm_name(method: str, count: int | None) -> str:
@@ -64,7 +68,8 @@ def summarise(runs: list[dict], counts: list[int], methods: tuple[str, ...]) -> 
     """Markdown rows: per arm Dice / HD95 / worst class / confident fraction / time vs HDC at that budget."""
     rows = ["| arm | test Dice (fg) mean ± sd | test HD95 (px) mean ± sd | worst class Dice (min over seeds) | confident fraction after ramp (min) | s per run | time vs hdc |",
             "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
-    for method, count in arms(counts, methods):
+    for method, count in arms(counts, methods, reference=any(r["count"] is None for r in runs)):
+        method = method.partition(":")[0]
         mine = [r for r in runs if r["method"] == method and r["count"] == count]
         hdc = [r["seconds"] for r in runs if r["method"] == "hdc" and r["count"] == (count or counts[0])]
         seconds = statistics.mean(r["seconds"] for r in mine)
@@ -80,7 +85,7 @@ def paired(runs: list[dict], counts: list[int], methods: tuple[str, ...]) -> lis
     rows = ["| budget | hdc minus | mean diff (Dice points) | sd | per split | hdc ahead on every split |", "| --- | --- | --- | --- | --- | --- |"]
     for count in counts:
         hdc = {r["seed"]: r["test_dice_fg"] for r in runs if r["method"] == "hdc" and r["count"] == count}
-        for other in (m for m in methods if m != "hdc"):
+        for other in (m.partition(":")[0] for m in methods if m != "hdc"):
             theirs = {r["seed"]: r["test_dice_fg"] for r in runs if r["method"] == other and r["count"] == count}
             diffs = [100 * (hdc[s] - theirs[s]) for s in sorted(hdc) if s in theirs]
             sd = statistics.stdev(diffs) if len(diffs) > 1 else float("nan")
@@ -100,7 +105,7 @@ def plot(runs: list[dict], path: Path, counts: list[int], title: str, methods: t
 
     fig = Figure(figsize=(8, 3.5))
     for ax, key, label in ((fig.add_subplot(1, 2, 1), "test_dice_fg", "test Dice (foreground)"), (fig.add_subplot(1, 2, 2), "test_hd95_fg", "test HD95 (px)")):
-        for i, method in enumerate(methods):
+        for i, method in enumerate(m.partition(":")[0] for m in methods):
             mine = [r for r in runs if r["method"] == method]
             budgets = sorted({r["n_labeled"] for r in mine})
             means = [statistics.mean(r[key] for r in mine if r["n_labeled"] == n) for n in budgets]
@@ -128,10 +133,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--counts", type=int, nargs="+", default=[4, 8], help="the low label budgets, in labelled images")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), help="arms at the low budgets (cps is available too)")
+    parser.add_argument("--ablate", nargs="*", default=[], metavar="NAME:KEY=V[,KEY=V]", help="HDC variants, e.g. no_pc:loss.w_pc=0")
+    parser.add_argument("--no-reference", action="store_true", help="skip supervised on all labels")
     parser.add_argument("--out", default="results/ssl_benchmark", help="folder for runs.json, table.md, label_budget.png")
     args = parser.parse_args()
-    methods = tuple(args.methods)
-    jobs = [(args.config, args.overrides, m, c, s) for m, c in arms(args.counts, methods) for s in args.seeds]
+    methods = (*args.methods, *args.ablate)
+    jobs = [(args.config, args.overrides, m, c, s) for m, c in arms(args.counts, methods, not args.no_reference) for s in args.seeds]
     start = time.perf_counter()
     runs = []
     with ProcessPoolExecutor(args.jobs) as pool:

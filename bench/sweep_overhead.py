@@ -44,12 +44,13 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="trial config override")
+    parser.add_argument("--launchers", nargs="+", default=list(LAUNCHERS), choices=list(LAUNCHERS), help="which launchers to sweep with")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     rows, configs = {}, []
     with tempfile.TemporaryDirectory() as tmp:
-        for label, launcher in LAUNCHERS.items():
-            seconds, trials, configs = sweep_once(args, launcher, tmp)
+        for label in args.launchers:
+            seconds, trials, configs = sweep_once(args, LAUNCHERS[label], tmp)
             wall = (trials["finished_at"] - trials["started_at"]).dt.total_seconds()
             rows[label] = (seconds, wall.mean(), trials["train_time_s"].mean(), (wall - trials["train_time_s"]).mean())
     start = time.perf_counter()
