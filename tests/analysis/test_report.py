@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from analysis_fakes import POOL
 from matplotlib.image import imread
 
 from hdc_ray.analysis import build_report, read_results
@@ -208,3 +209,16 @@ def test_schema_versions_differ(results_root: Path, sweep_writer, trial_factory,
 
 def test_unknown_sweep(fake_results: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _expect_error(capsys, fake_results, "sweep\\(s\\) x not found", sweep=["x"], out=tmp_path)
+
+
+def test_the_answer_says_in_words_when_the_method_saves_no_labels(tmp_path: Path, sweep_writer, trial_factory) -> None:  # type: ignore[no-untyped-def]
+    rows = []
+    for seed in (0, 1):
+        for n, sup, hdc in ((4, 0.60, 0.58), (8, 0.66, 0.64), (16, 0.72, 0.70), (POOL, 0.81, None)):
+            rows.append(trial_factory("s", f"s{n}-{seed}", "supervised", n / POOL, seed, sup + 0.01 * seed))
+            if hdc is not None:
+                rows.append(trial_factory("s", f"h{n}-{seed}", "hdc", n / POOL, seed, hdc + 0.01 * seed))
+    sweep_writer(tmp_path, "s", rows)
+    report = build_report(read_results(tmp_path), tmp_path / "r", n_boot=N_BOOT)
+    answer = report.markdown.read_text().split("## Answer", 1)[1].split("![", 1)[0]
+    assert "**hdc saves no labels here: with" in answer and "annotation)**" in answer
