@@ -15,6 +15,7 @@ Ray's daemons and workers inherit that session, and teardown signals exactly the
 from __future__ import annotations
 
 import contextlib
+import importlib
 import ipaddress
 import json
 import os
@@ -218,8 +219,9 @@ def test_head_listens_on_loopback_only_and_runs_jobs(local_head: Head) -> None:
     assert proc.returncode == 0, _tail(proc)
     assert "driver_slots=4 cpus=4" in proc.stdout + proc.stderr
 
-    import psutil
-    import ray  # noqa: F401  (puts Ray's vendored psutil on sys.path)
+    import ray  # noqa: F401  (puts Ray's vendored psutil on sys.path: psutil is importable only after it)
+
+    psutil = importlib.import_module("psutil")  # not an import statement: import sorting would put it before ray
 
     exposed = []
     for pid in session_pids(local_head.session):
