@@ -131,30 +131,40 @@ def run_sweep(
     trainable = tune.with_resources(tune.with_parameters(trial_driver, sweep=context), _driver_resources(spec))
     if restart:
         _abandon_ghosts(spec, name, sweep_dir, set(), study_storage)  # Tune knows none of them
-    if resume:
-        tuner = tune.Tuner.restore(tune_path, trainable=trainable, resume_unfinished=True)
-        _give_callbacks_the_spec(tuner, spec)
-        _abandon_ghosts(spec, name, sweep_dir, _known_trial_ids(tune_path), study_storage)
-    else:
-        tuner = tune.Tuner(
-            trainable,
-            param_space=build_param_space(spec),
-            tune_config=_tune_config(spec, sweep_dir, name, study_storage, concurrency),
-            run_config=tune.RunConfig(
-                name=TUNE_DIR,
-                storage_path=sweep_dir,
-                callbacks=[ParquetCallback(spec, name, sweep_dir, verbose=verbose)],
-                failure_config=tune.FailureConfig(max_failures=0),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.base_config().train.keep_checkpoints),  # in-trial runs
-                verbose=0,
-            ),
-        )
+    tuner = _restored_tuner(spec, name, sweep_dir, trainable, study_storage) if resume else _new_tuner(
+        spec, name, sweep_dir, trainable, study_storage, concurrency, verbose
+    )
     started = time.perf_counter()
     grid = tuner.fit()
     errors = sum(1 for i in range(len(grid)) if grid[i].error is not None)
     print(f"sweep {name!r} finished in {time.perf_counter() - started:.0f} s: {len(grid)} trials, {errors} failed; "
           f"Parquet: {sweep_dir}/trials.parquet, {sweep_dir}/history.parquet", flush=True)
     return sweep_dir, grid
+
+
+def _new_tuner(spec: Spec, name: str, sweep_dir: str, trainable: Any, study_storage: str | None, concurrency: int, verbose: bool) -> tune.Tuner:
+    return tune.Tuner(
+        trainable,
+        param_space=build_param_space(spec),
+        tune_config=_tune_config(spec, sweep_dir, name, study_storage, concurrency),
+        run_config=tune.RunConfig(
+            name=TUNE_DIR,
+            storage_path=sweep_dir,
+            callbacks=[ParquetCallback(spec, name, sweep_dir, verbose=verbose)],
+            failure_config=tune.FailureConfig(max_failures=0),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.base_config().train.keep_checkpoints),  # in-trial runs
+            verbose=0,
+        ),
+    )
+
+
+def _restored_tuner(spec: Spec, name: str, sweep_dir: str, trainable: Any, study_storage: str | None) -> tune.Tuner:
+    """The interrupted experiment, its callbacks given the (checked) spec, and ghosts it never saved marked abandoned."""
+    tune_path = f"{sweep_dir}/{TUNE_DIR}"
+    tuner = tune.Tuner.restore(tune_path, trainable=trainable, resume_unfinished=True)
+    _give_callbacks_the_spec(tuner, spec)
+    _abandon_ghosts(spec, name, sweep_dir, _known_trial_ids(tune_path), study_storage)
+    return tuner
 
 
 def _tune_config(spec: Spec, sweep_dir: str, name: str, study_storage: str | None, concurrency: int) -> tune.TuneConfig:
