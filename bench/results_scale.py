@@ -4,8 +4,10 @@
 
 Each size runs in a fresh process (peak RSS is per process), with no Ray cluster: fake trial objects go
 through ``ParquetCallback``'s hooks on a simulated clock (``--concurrency`` trials of ``--trial-s``
-seconds each, so the 5-s epoch flushes happen as often as in that sweep). Per event it times the hook
-(row building + writing); at the end the compaction, the file count and size, ``read_results`` +
+seconds each, so the 5-s epoch flushes happen as often as in that sweep; every 10 simulated seconds the
+callback's ``get_state``, which Tune calls when it saves the experiment, waits for the background writes).
+Per event it times what the Tune driver waits for: the hook (row building, handing rows to the writer
+thread) and those barriers. "cpu s" is the process's CPU time, writer thread included. At the end the compaction, the file count and size, ``read_results`` +
 ``build_report``. The writer and callback before issue 13 (every row kept, both files rewritten on each
 flush) are inlined below as ``OldWriter``/``OldCallback``; their cost grows with the square of the sweep,
 so they are measured at ``--old-trials`` and extrapolated (labelled so) to the new sizes.
@@ -31,6 +33,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+
+TUNE_SAVE_EVERY_S = 10.0  # Tune's experiment checkpoint period ("auto" starts at 10 s and only grows)
 
 
 def _rss_mb() -> float:
@@ -76,9 +81,9 @@ def _report(cfg: Any, columns: dict[str, list[str]], trial: FakeTrial, epoch: in
 
 def run_sweep(kind: str, n_trials: int, epochs: int, concurrency: int, trial_s: float, folder: str) -> dict[str, Any]:
     """Drive the callback through a whole sweep; returns the figures (run in its own process)."""
-    from hdc_ray.results import callback as callback_module
-    from hdc_ray.results.callback import ParquetCallback
     from hdc_ray.results.schema import LOSS_COLUMNS, metric_columns
+    from hdc_ray.tune import callback as callback_module
+    from hdc_ray.tune.callback import ParquetCallback
     from hdc_ray.tune.spec import load_spec
 
     spec = load_spec("smoke", [f"search.trials={n_trials}", f"overrides={{train.epochs: {epochs}}}"])
@@ -93,7 +98,7 @@ def run_sweep(kind: str, n_trials: int, epochs: int, concurrency: int, trial_s: 
                                       "loss.w_cg": 0.1, "loss.w_mi": 0.1}) for i in range(n_trials)]  # fmt: skip
     step = trial_s / epochs / concurrency  # simulated seconds between two reports of a wave of `concurrency` trials
     times: list[float] = []
-    baseline = _rss_mb()
+    baseline, saved, driver_cpu = _rss_mb(), 0.0, 0.0
     with contextlib.redirect_stdout(io.StringIO()) as out:
         start, cpu = time.perf_counter(), time.process_time()
         cb.setup()
@@ -101,22 +106,30 @@ def run_sweep(kind: str, n_trials: int, epochs: int, concurrency: int, trial_s: 
             running = trials[wave:wave + concurrency]
             best: dict[str, dict[str, float]] = {t.trial_id: {} for t in running}
             for t in running:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 cb.on_trial_start(0, trials, t)
                 times.append(time.perf_counter() - t0)
+                driver_cpu += time.thread_time() - c0
             for epoch in range(1, epochs + 1):
                 for t in running:
                     clock.now += step
                     result = _report(cfg, columns, t, epoch, epochs, rng, best[t.trial_id])
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.thread_time()
                     cb.on_trial_result(0, trials, t, result)
+                    if clock.now - saved >= TUNE_SAVE_EVERY_S and hasattr(cb, "get_state"):
+                        cb.get_state()  # Tune saving its experiment state: waits for the background writes
+                        saved = clock.now
                     times.append(time.perf_counter() - t0)
+                    driver_cpu += time.thread_time() - c0
                     out.seek(0), out.truncate()  # lines are counted, not kept
             for i, t in enumerate(running):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 (cb.on_trial_error if (wave + i) % 97 == 13 else cb.on_trial_complete)(0, trials, t)
                 times.append(time.perf_counter() - t0)
+                driver_cpu += time.thread_time() - c0
         hooks_s, cpu_s = time.perf_counter() - start, time.process_time() - cpu
+        flusher = getattr(cb, "_flusher", None)
+        writer_cpu_s, writer_busy_s = (flusher.cpu_s, flusher.busy_s) if flusher is not None else (0.0, 0.0)
         t0 = time.perf_counter()
         cb.on_experiment_end(trials)
         compact_s = time.perf_counter() - t0
@@ -127,6 +140,7 @@ def run_sweep(kind: str, n_trials: int, epochs: int, concurrency: int, trial_s: 
     figures = {
         "kind": kind, "trials": n_trials, "epochs": epochs, "events": n, "hooks_s": hooks_s, "cpu_s": cpu_s, "compact_s": compact_s,
         "per_event_ms": 1e3 * hooks_s / n, "first_tenth_ms": 1e3 * sum(times[:tenth]) / tenth, "last_tenth_ms": 1e3 * sum(times[-tenth:]) / tenth,
+        "driver_cpu_s": driver_cpu, "driver_cpu_ms": 1e3 * driver_cpu / n, "writer_cpu_s": writer_cpu_s, "writer_busy_s": writer_busy_s,
         "peak_rss_growth_mb": peak - baseline, "files": len(files), "mb": sum(p.stat().st_size for p in files) / 1e6,
     }  # fmt: skip
     if kind == "new":
@@ -197,8 +211,8 @@ class OldCallback:
         self.writer.flush()
 
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any]) -> None:
-        from hdc_ray.results import callback as callback_module
         from hdc_ray.results.rows import history_row
+        from hdc_ray.tune import callback as callback_module
 
         self._results.setdefault(trial.trial_id, []).append(result)
         self.writer.put_epoch(history_row(self.sweep, trial.trial_id, result))
@@ -222,7 +236,8 @@ class OldCallback:
         pass
 
     def _put(self, trial: Any, status: str, *, finished: bool = False, error: str | None = None) -> None:
-        from hdc_ray.results.rows import trial_params, trial_row
+        from hdc_ray.results.rows import trial_row
+        from hdc_ray.tune.spec import trial_params
 
         params = trial_params(self.spec, trial.config)
         epochs = [row for (tid, _), row in sorted(self.writer.history.items()) if tid == trial.trial_id]
@@ -277,8 +292,13 @@ def main() -> None:
     for f in new:
         sweep_s = f["trials"] / args.concurrency * args.trial_s
         share = 100 * (f["hooks_s"] + f["compact_s"]) / sweep_s
-        print(f"new {f['trials']} trials: writing {f['hooks_s'] + f['compact_s']:.1f} s = {share:.3f}% of a {sweep_s / 3600:.1f} h sweep (target < 1%); "
-              f"read_results {f['read_s']:.1f} s + build_report {f['report_s']:.1f} s on {f['trial_rows']} trials / {f['history_rows']} epoch rows (target < 60 s)")  # fmt: skip
+        total = f["driver_cpu_s"] + f["writer_busy_s"] + f["compact_s"]
+        print(f"new {f['trials']} trials: driver thread {f['driver_cpu_s']:.1f} s CPU ({f['driver_cpu_ms']:.3f} ms/event), writer thread busy "
+              f"{f['writer_busy_s']:.1f} s ({f['writer_cpu_s']:.1f} s CPU), compaction {f['compact_s']:.1f} s: all writing {total:.1f} s = "
+              f"{100 * total / sweep_s:.3f}% of a {sweep_s / 3600:.1f} h sweep (target < 1%); the compressed replay's hook wall time "
+              f"{f['hooks_s'] + f['compact_s']:.1f} s = {share:.3f}% (no idle time for the writer thread to use)")
+        print(f"new {f['trials']} trials: read_results {f['read_s']:.1f} s + build_report {f['report_s']:.1f} s on {f['trial_rows']} trials / "
+              f"{f['history_rows']} epoch rows (target < 60 s)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -181,6 +181,11 @@ class LossConfig:
     mi_detach: Literal["none", "main", "noisy"] = "main"  # stabilise the noisy branch, not drag the main one
     mi_level: str = "dec_last"  # feature level for "renyi"
     mi_max_samples: int = 1024
+    # How the teacher's weak view supervises the student's strong view ("pixel-level consistency"; the paper's
+    # form is unpublished): "hard" = confidence-masked argmax pseudo-labels with CE (FixMatch/UniMatch, the
+    # threshold fields above); "soft" = squared error between the two softmax maps on every valid pixel
+    # (Mean Teacher's dense form; the threshold fields are then unused and the confident fraction is 1).
+    pc_kind: Literal["hard", "soft"] = "hard"
     pc_on_noisy: bool = True  # the noisy decoder also learns from pseudo-labels (UniMatch's perturbed stream)
     ramp_fraction: float = 0.4  # sigmoid ramp-up length as a fraction of all training iterations
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Callable
 from typing import Any, Literal, get_args, get_origin
 
 import pyarrow as pa
@@ -81,19 +82,25 @@ def _arrow_type(hint: Any) -> pa.DataType:
 
 def to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
     """Rows -> a table of exactly ``schema`` (missing keys null, extra keys dropped, values cast to the column type)."""
-    columns = {f.name: [_cast(r.get(f.name), f.type) for r in rows] for f in schema}
+    columns = {}
+    for f in schema:
+        cast = _caster(f.type)  # chosen once per column: this runs on every flush of a sweep
+        columns[f.name] = [None if (v := r.get(f.name)) is None else cast(v) for r in rows]
     return pa.Table.from_pydict(columns, schema=schema)
 
 
-def _cast(value: Any, kind: pa.DataType) -> Any:
-    if value is None or (isinstance(value, float) and value != value and not pa.types.is_floating(kind)):
-        return None
-    if pa.types.is_integer(kind):
-        return int(value)
+def _caster(kind: pa.DataType) -> Callable[[Any], Any]:
+    """The cast of one non-null value to ``kind``; NaN becomes null outside float columns."""
     if pa.types.is_floating(kind):
-        return float(value)
+        return float
+    if pa.types.is_integer(kind):
+        return lambda v: None if _is_nan(v) else int(v)
     if pa.types.is_boolean(kind):
-        return bool(value)
+        return lambda v: None if _is_nan(v) else bool(v)
     if pa.types.is_string(kind):
-        return ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
-    return value
+        return lambda v: None if _is_nan(v) else ",".join(map(str, v)) if isinstance(v, list | tuple) else str(v)
+    return lambda v: v
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and value != value

@@ -27,7 +27,9 @@ from hdc_ray.results.schema import to_table
 MERGE_FANOUT = 16  # this many parts of one size merge into one: at most ~16 parts per size level
 FLUSH_ROWS = 50_000  # pending rows that force a flush, so a long batch (export) stays in bounded memory
 
-__all__ = ["HISTORY_FILE", "MERGE_FANOUT", "TRIALS_FILE", "ResultsWriter"]
+Pending = dict[str, dict[Any, dict[str, Any]]]  # table name -> key -> the row last put since the last flush
+
+__all__ = ["HISTORY_FILE", "MERGE_FANOUT", "TRIALS_FILE", "Pending", "ResultsWriter"]
 
 
 @dataclass
@@ -71,14 +73,30 @@ class ResultsWriter:
 
     def flush(self) -> None:
         """Append the rows put since the last flush (one part per table that has any); nothing else is rewritten."""
-        for table in self._tables.values():
-            if table.pending:
-                seq, rows = table.next_seq, to_table(list(table.pending.values()), table.schema)
-                part = dataset.write_part(self.filesystem, table.folder, rows, seq, seq)
-                table.parts.append(part)
-                table.recent[part.path] = rows
-                table.pending.clear()
-                self._merge_small_parts(table)
+        self.write_pending(self.take_pending())
+
+    def take_pending(self) -> Pending:
+        """Hand over the rows put since the last flush, for :meth:`write_pending` (possibly on another thread)."""
+        taken = {name: table.pending for name, table in self._tables.items() if table.pending}
+        for name in taken:
+            self._tables[name].pending = {}
+        return taken
+
+    def write_pending(self, taken: Pending) -> None:
+        """Write rows from :meth:`take_pending` as one part per table. One thread at a time: parts are not locked."""
+        for name, pending in taken.items():
+            table = self._tables[name]
+            seq, rows = table.next_seq, to_table(list(pending.values()), table.schema)
+            part = dataset.write_part(self.filesystem, table.folder, rows, seq, seq)
+            table.parts.append(part)
+            table.recent[part.path] = rows
+            self._merge_small_parts(table)
+
+    def return_pending(self, taken: Pending) -> None:
+        """Put back rows whose write failed, under any row put since (the newer report of a key wins)."""
+        for name, pending in taken.items():
+            table = self._tables[name]
+            table.pending = pending | table.pending
 
     def compact(self) -> dict[str, TableStats]:
         """Flush, then rewrite each table as one part holding each row once (the end of a sweep)."""

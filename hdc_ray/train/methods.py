@@ -163,18 +163,26 @@ def _hdc_terms(cfg: Config, model: nn.Module, t_logits: Tensor, t_feats: dict[st
     out = model(torch.cat([batch.x_w, batch.u_s]), batch.noise_seeds)
     main, noisy = out.main, out.noisy
     terms = {"sup": supervised_loss(main.logits[:n_l], noisy.logits[:n_l], batch.y_w, dice_weight=lc.sup_dice)}
-    threshold, logged = _pc_threshold(cfg, t_logits, state)
-    t_logits_s = _to_strong(t_logits, batch)
-    pc, confident = consistency_loss(main.logits[n_l:], t_logits_s, threshold, batch.valid_s)
-    if lc.pc_on_noisy:
-        pc_noisy, _ = consistency_loss(noisy.logits[n_l:], t_logits_s, threshold, batch.valid_s)
-        pc = 0.5 * (pc + pc_noisy)
-    terms["pc"] = pc
+    terms["pc"], stats = _pixel_consistency(cfg, main.logits[n_l:], noisy.logits[n_l:], t_logits, batch, state)
     if lc.w_cg > 0:  # an ablated feature term is not computed at all (it costs a Gram/correlation per level)
         terms["cg"] = _correlation_terms(cfg, main.feats, t_feats, batch)
     if lc.w_mi > 0:
         terms["mi"] = _mutual_information_term(cfg, main, noisy, batch)
-    return terms, {"confident_fraction": confident, "pc_threshold": logged}
+    return terms, stats
+
+
+def _pixel_consistency(cfg: Config, main: Tensor, noisy: Tensor, t_logits: Tensor, batch: Batch, state: AdaptiveThreshold | None) -> tuple[Tensor, Stats]:
+    """L_pc on the unlabelled strong view, main decoder (and noisy one, ``loss.pc_on_noisy``), in the form ``loss.pc_kind``."""
+    t_logits_s = _to_strong(t_logits, batch)
+    if cfg.loss.pc_kind == "soft":  # every valid pixel counts: the mask is all of them
+        losses = [softmax_mse_loss(s, t_logits_s, batch.valid_s) for s in (main, noisy)[: 1 + cfg.loss.pc_on_noisy]]
+        return sum(losses) / len(losses), {"confident_fraction": torch.ones(()), "pc_threshold": torch.zeros(())}  # type: ignore[return-value]
+    threshold, logged = _pc_threshold(cfg, t_logits, state)
+    pc, confident = consistency_loss(main, t_logits_s, threshold, batch.valid_s)
+    if cfg.loss.pc_on_noisy:
+        pc_noisy, _ = consistency_loss(noisy, t_logits_s, threshold, batch.valid_s)
+        pc = 0.5 * (pc + pc_noisy)
+    return pc, {"confident_fraction": confident, "pc_threshold": logged}
 
 
 def _correlation_terms(cfg: Config, s_feats: dict[str, Tensor], t_feats: dict[str, Tensor], batch: Batch) -> Tensor:

@@ -3,7 +3,9 @@
 It lives in the Tune driver: trial workers never touch the files, so there is one writer and no locking.
 Tune pickles it with the experiment, so ``Tuner.restore`` brings it back; the writer then appends after
 the rows already on disk, and the callback reloads only the statuses and scores of the trials there.
-Each flush writes only the rows since the previous one; the end of the experiment compacts the tables.
+Each flush writes only the rows since the previous one, on a background thread (the driver only hands the
+rows over); before Tune saves its experiment state the callback waits for those writes, so a trial Tune
+knows as finished has its final row on disk. The end of the experiment compacts the tables.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from ray import tune
 
+from hdc_ray.results.background import BackgroundFlusher
 from hdc_ray.results.columns import FINISHED_STATUSES
 from hdc_ray.results.rows import error_line, final_status, history_row, trial_row
 from hdc_ray.results.schema import history_schema, trials_schema
 from hdc_ray.results.writer import HISTORY_FILE, TRIALS_FILE, ResultsWriter
 from hdc_ray.tune.spec import Spec, trial_params
 
-FLUSH_EVERY_S = 5.0  # epoch rows are flushed at most this often; trial state changes always flush
+FLUSH_EVERY_S = 5.0  # epoch rows are flushed at most this often; trial state changes always flush (in the background)
 PROGRESS_EVERY_S = 15.0  # the progress line is printed at most this often between trial ends
 
 
@@ -60,6 +63,8 @@ class ParquetCallback(tune.Callback):
     def __init__(self, spec: Spec, sweep: str, folder: str, verbose: bool = False) -> None:
         self.spec, self.sweep, self.folder, self.verbose = spec, sweep, folder, verbose
         self._writer: ResultsWriter | None = None
+        self._flusher: BackgroundFlusher | None = None
+        self._base: Any = None  # the spec's base config, loaded with the writer
         self._live: dict[str, _Live] = {}  # running trials only: dropped when a trial ends
         self._status: dict[str, str] = {}
         self._scores: dict[str, float] = {}  # the objective of each trial that has one and did not fail
@@ -78,11 +83,16 @@ class ParquetCallback(tune.Callback):
     @property
     def writer(self) -> ResultsWriter:
         if self._writer is None:
-            base = self.spec.base_config()  # reads the base YAML: once per driver, not per report
+            base = self._base_config()
             self._writer = ResultsWriter(self.folder, trials_schema(base), history_schema(base))
             self._epochs = base.train.epochs
             self._load_previous_rows()
         return self._writer
+
+    def _base_config(self) -> Any:
+        if self._base is None:
+            self._base = self.spec.base_config()  # reads the base YAML: once per driver, not once per trial
+        return self._base
 
     def setup(self, *args: Any, **info: Any) -> None:
         self.writer.flush()  # the tables exist (possibly empty) from the first second of a sweep
@@ -116,7 +126,15 @@ class ParquetCallback(tune.Callback):
         print(f"trial {trial.trial_id} FAILED: {error}", flush=True)
         self._print_progress()
 
+    def get_state(self) -> None:
+        """Tune calls this while saving its experiment state: the barrier that makes that state's rows durable."""
+        if self._flusher is not None:
+            self._flusher.wait()
+
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        if self._flusher is not None:
+            self._flusher.close()
+            self._flusher = None
         self.writer.compact()  # one part per table, each row once: what a finished sweep hands to its readers
 
     def _live_of(self, trial_id: str) -> _Live:
@@ -125,7 +143,7 @@ class ParquetCallback(tune.Callback):
     def _put(self, trial: Any, status: str, *, finished: bool = False, error: str | None = None) -> None:
         params = trial_params(self.spec, trial.config)
         live = self._live_of(trial.trial_id)
-        live.cfg = live.cfg or self.spec.trial_config(params)
+        live.cfg = live.cfg or self.spec.trial_config(params, self._base_config())
         row = trial_row(
             self.sweep, trial.trial_id, live.cfg, status=status, results=live.results(),
             variant=params.get("variant"), error=error, started_at=live.started_at,
@@ -166,7 +184,9 @@ class ParquetCallback(tune.Callback):
             self._live[row["trial_id"]].last = None  # ... but the trial row's metrics come from new reports
 
     def _flush(self) -> None:
-        self.writer.flush()
+        if self._flusher is None:
+            self._flusher = BackgroundFlusher(self.writer)
+        self._flusher.submit()
         self._last_flush = time.monotonic()
 
     def _print_progress(self) -> None:

@@ -14,6 +14,8 @@ from hdc_ray.data import build_data
 from hdc_ray.train import checkpoint
 from hdc_ray.train.batches import Shard, global_indices, make_batch
 from hdc_ray.train.loop import LOW_CONFIDENT_FRACTION, fit, low_confidence_warning
+from hdc_ray.losses.baselines import softmax_mse_loss
+from hdc_ray.noise import warp
 from hdc_ray.train.methods import build_models, method_terms
 from hdc_ray.train.run import ResumeError, run_local, run_metadata
 from hdc_ray.train.step import build_optimizer, build_scaler, step_losses, train_step
@@ -66,6 +68,25 @@ def test_ablated_terms_are_not_computed(cfg: Config, data) -> None:  # type: ign
     batch = make_batch(ablated, data, 0, 0, Shard(), torch.device("cpu"), with_unlabeled=True)
     terms, stats = method_terms(ablated, models.trainable, models.teacher, batch, models.pc_threshold)
     assert set(terms) == {"sup", "pc"} and set(stats) == {"confident_fraction", "pc_threshold"}
+
+
+def test_soft_pixel_consistency_is_the_softmax_distance_to_the_teacher_on_every_pixel(cfg: Config, data) -> None:  # type: ignore[no-untyped-def]
+    soft = with_overrides(cfg, {"loss.pc_kind": "soft", "loss.w_cg": 0.0, "loss.w_mi": 0.0})
+    torch.manual_seed(0)
+    models = build_models(soft, 3)
+    batch = make_batch(soft, data, 0, 0, Shard(), torch.device("cpu"), with_unlabeled=True)
+    terms, stats = method_terms(soft, models.trainable, models.teacher, batch, models.pc_threshold)
+    n_l = batch.x_w.shape[0]
+    with torch.no_grad():
+        t_logits = models.teacher(batch.u_w).logits
+        t_logits = t_logits if batch.theta_s is None else warp(t_logits, batch.theta_s)
+        out = models.trainable(torch.cat([batch.x_w, batch.u_s]), batch.noise_seeds)
+    expected = 0.5 * sum(softmax_mse_loss(o.logits[n_l:], t_logits, batch.valid_s) for o in (out.main, out.noisy))
+    pc = float(terms["pc"].detach())
+    assert pc == pytest.approx(float(expected), rel=1e-5) and pc > 0
+    assert float(stats["confident_fraction"]) == 1.0  # no mask: every valid pixel is supervised
+    hard = method_terms(with_overrides(soft, {"loss.pc_kind": "hard"}), models.trainable, models.teacher, batch, models.pc_threshold)[0]
+    assert float(hard["pc"].detach()) != pytest.approx(pc)
 
 
 def test_same_seed_same_numbers(cfg: Config, data) -> None:  # type: ignore[no-untyped-def]
