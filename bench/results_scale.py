@@ -34,7 +34,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-
 TUNE_SAVE_EVERY_S = 10.0  # Tune's experiment checkpoint period ("auto" starts at 10 s and only grows)
 
 

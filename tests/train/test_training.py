@@ -11,11 +11,11 @@ import torch
 
 from hdc_ray.config import Config, load_config, with_overrides
 from hdc_ray.data import build_data
+from hdc_ray.losses.baselines import softmax_mse_loss
+from hdc_ray.noise import warp
 from hdc_ray.train import checkpoint
 from hdc_ray.train.batches import Shard, global_indices, make_batch
 from hdc_ray.train.loop import LOW_CONFIDENT_FRACTION, fit, low_confidence_warning
-from hdc_ray.losses.baselines import softmax_mse_loss
-from hdc_ray.noise import warp
 from hdc_ray.train.methods import build_models, method_terms
 from hdc_ray.train.run import ResumeError, run_local, run_metadata
 from hdc_ray.train.step import build_optimizer, build_scaler, step_losses, train_step
