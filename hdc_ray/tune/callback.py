@@ -10,6 +10,7 @@ knows as finished has its final row on disk. The end of the experiment compacts 
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -84,7 +85,8 @@ class ParquetCallback(tune.Callback):
     def writer(self) -> ResultsWriter:
         if self._writer is None:
             base = self._base_config()
-            self._writer = ResultsWriter(self.folder, trials_schema(base), history_schema(base))
+            # flush_rows off: only the flusher's thread may write parts (the 5-s timer bounds the pending rows)
+            self._writer = ResultsWriter(self.folder, trials_schema(base), history_schema(base), flush_rows=sys.maxsize)
             self._epochs = base.train.epochs
             self._load_previous_rows()
         return self._writer
