@@ -64,30 +64,34 @@ def arm_name(method: str, count: int | None) -> str:
     return f"{method}@{'all' if count is None else count}"
 
 
-def summarise(runs: list[dict], counts: list[int], methods: tuple[str, ...]) -> list[str]:  # type: ignore[type-arg]
-    """Markdown rows: per arm Dice / HD95 / worst class / confident fraction / time vs HDC at that budget."""
-    rows = ["| arm | test Dice (fg) mean ± sd | test HD95 (px) mean ± sd | worst class Dice (min over seeds) | confident fraction after ramp (min) | s per run | time vs hdc |",
+def summarise(runs: list[dict], counts: list[int], methods: tuple[str, ...], ref: str = "hdc") -> list[str]:  # type: ignore[type-arg]
+    """Markdown rows: per arm Dice / HD95 / worst class / confident fraction / time vs ``ref`` at that budget."""
+    rows = [f"| arm | test Dice (fg) mean ± sd | test HD95 (px) mean ± sd | worst class Dice (min over seeds) | confident fraction after ramp (min) | s per run | time vs {ref} |",
             "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for method, count in arms(counts, methods, reference=any(r["count"] is None for r in runs)):
         method = method.partition(":")[0]
         mine = [r for r in runs if r["method"] == method and r["count"] == count]
-        hdc = [r["seconds"] for r in runs if r["method"] == "hdc" and r["count"] == (count or counts[0])]
+        if not mine:
+            continue
+        theirs = [r["seconds"] for r in runs if r["method"] == ref and r["count"] == (count or counts[0])]
         seconds = statistics.mean(r["seconds"] for r in mine)
         conf = [r["min_confident_after_ramp"] for r in mine if r["min_confident_after_ramp"] is not None]
+        ratio = f"{seconds / statistics.mean(theirs):.2f}" if theirs else "-"
         rows.append(f"| {arm_name(method, count)} | {_ms([r['test_dice_fg'] for r in mine])} | {_ms([r['test_hd95_fg'] for r in mine])} | "
-                    f"{min(r['min_class_dice'] for r in mine):.3f} | {f'{min(conf):.3f}' if conf else '-'} | {seconds:.0f} | "
-                    f"{seconds / statistics.mean(hdc):.2f} |" if hdc else "")  # fmt: skip
+                    f"{min(r['min_class_dice'] for r in mine):.3f} | {f'{min(conf):.3f}' if conf else '-'} | {seconds:.0f} | {ratio} |")  # fmt: skip
     return rows
 
 
-def paired(runs: list[dict], counts: list[int], methods: tuple[str, ...]) -> list[str]:  # type: ignore[type-arg]
-    """HDC minus each arm on the same split (seed), per low budget: mean, spread, and per-split values."""
-    rows = ["| budget | hdc minus | mean diff (Dice points) | sd | per split | hdc ahead on every split |", "| --- | --- | --- | --- | --- | --- |"]
+def paired(runs: list[dict], counts: list[int], methods: tuple[str, ...], ref: str = "hdc") -> list[str]:  # type: ignore[type-arg]
+    """``ref`` minus each arm on the same split (seed), per low budget: mean, spread, and per-split values."""
+    rows = [f"| budget | {ref} minus | mean diff (Dice points) | sd | per split | {ref} ahead on every split |", "| --- | --- | --- | --- | --- | --- |"]
     for count in counts:
-        hdc = {r["seed"]: r["test_dice_fg"] for r in runs if r["method"] == "hdc" and r["count"] == count}
-        for other in (m.partition(":")[0] for m in methods if m != "hdc"):
+        mine = {r["seed"]: r["test_dice_fg"] for r in runs if r["method"] == ref and r["count"] == count}
+        for other in (m.partition(":")[0] for m in methods if m.partition(":")[0] != ref):
             theirs = {r["seed"]: r["test_dice_fg"] for r in runs if r["method"] == other and r["count"] == count}
-            diffs = [100 * (hdc[s] - theirs[s]) for s in sorted(hdc) if s in theirs]
+            diffs = [100 * (mine[s] - theirs[s]) for s in sorted(mine) if s in theirs]
+            if not diffs:
+                continue
             sd = statistics.stdev(diffs) if len(diffs) > 1 else float("nan")
             rows.append(f"| {count} | {other} | {statistics.mean(diffs):+.1f} | {sd:.1f} | {', '.join(f'{d:+.1f}' for d in diffs)} | {all(d > 0 for d in diffs)} |")
     return rows
@@ -136,25 +140,46 @@ def main() -> None:
     parser.add_argument("--ablate", nargs="*", default=[], metavar="NAME:KEY=V[,KEY=V]", help="HDC variants, e.g. no_pc:loss.w_pc=0")
     parser.add_argument("--no-reference", action="store_true", help="skip supervised on all labels")
     parser.add_argument("--out", default="results/ssl_benchmark", help="folder for runs.json, table.md, label_budget.png")
+    parser.add_argument("--paired-with", default="hdc", metavar="ARM", help="the arm the paired table subtracts the others from")
+    parser.add_argument("--resume", action="store_true", help="keep the runs already in OUT/runs.json (same arm, budget, seed) and run the rest")
     args = parser.parse_args()
     methods = (*args.methods, *args.ablate)
-    jobs = [(args.config, args.overrides, m, c, s) for m, c in arms(args.counts, methods, not args.no_reference) for s in args.seeds]
-    start = time.perf_counter()
-    runs = []
-    with ProcessPoolExecutor(args.jobs) as pool:
-        for run in pool.map(run_one, *zip(*jobs, strict=True)):
-            runs.append(run)
-            print(f"  {arm_name(run['method'], run['count'])} seed {run['seed']} (split {run['split_hash']}, {run['n_labeled']} labelled): "
-                  f"test Dice {run['test_dice_fg']:.3f}, HD95 {run['test_hd95_fg']:.2f}, {run['seconds']:.0f} s", flush=True)  # fmt: skip
-    lines = [*summarise(runs, args.counts, methods), "", *paired(runs, args.counts, methods)]
-    lines.append(f"\ntotal {time.perf_counter() - start:.0f} s with {args.jobs} jobs")
-    print("\n".join(lines))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    runs = _previous_runs(out / "runs.json", args.overrides) if args.resume else []
+    done = {(r["method"], r["count"], r["seed"]) for r in runs}
+    jobs = [(args.config, args.overrides, m, c, s) for m, c in arms(args.counts, methods, not args.no_reference) for s in args.seeds
+            if (m.partition(":")[0], c, s) not in done]  # fmt: skip
+    print(f"{len(jobs)} runs to do ({len(runs)} kept from {out}/runs.json)" if args.resume else f"{len(jobs)} runs", flush=True)
+    start = time.perf_counter()
+    with ProcessPoolExecutor(args.jobs) as pool:
+        for run in pool.map(run_one, *zip(*jobs, strict=True)) if jobs else ():
+            runs.append(run | {"overrides": list(args.overrides)})
+            _save(out / "runs.json", runs)  # after every run: a crash or Ctrl-C keeps what finished
+            print(f"  {arm_name(run['method'], run['count'])} seed {run['seed']} (split {run['split_hash']}, {run['n_labeled']} labelled): "
+                  f"test Dice {run['test_dice_fg']:.3f}, HD95 {run['test_hd95_fg']:.2f}, {run['seconds']:.0f} s", flush=True)  # fmt: skip
+    lines = [*summarise(runs, args.counts, methods, args.paired_with), "", *paired(runs, args.counts, methods, args.paired_with)]
+    lines.append(f"\ntotal {time.perf_counter() - start:.0f} s with {args.jobs} jobs")
+    print("\n".join(lines))
     plot(runs, out / "label_budget.png", args.counts, f"{args.config} {' '.join(args.overrides)}", methods)
     (out / "table.md").write_text("\n".join(lines) + "\n")
-    (out / "runs.json").write_text(json.dumps(runs, indent=1))
     print(f"wrote {out}/table.md, runs.json, label_budget.png")
+
+
+def _previous_runs(path: Path, overrides: list[str]) -> list[dict]:  # type: ignore[type-arg]
+    if not path.exists():
+        return []
+    runs = json.loads(path.read_text())
+    other = [r for r in runs if r.get("overrides", overrides) != overrides]
+    if other:
+        raise SystemExit(f"{path}: {len(other)} runs were made with other --set values ({other[0].get('overrides')}); pass another --out")
+    return runs
+
+
+def _save(path: Path, runs: list[dict]) -> None:  # type: ignore[type-arg]
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(runs, indent=1))
+    tmp.replace(path)
 
 
 if __name__ == "__main__":
