@@ -1,0 +1,49 @@
+"""bench/ssl_benchmark.py's tables: paired differences on the same split against any arm, arms missing from a
+run skipped (not a crash after an hour of training), and --resume refusing runs made with other settings."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("ssl_benchmark", REPO / "bench" / "ssl_benchmark.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(method: str, seed: int, dice: float) -> dict[str, object]:
+    return {"method": method, "count": 4, "n_labeled": 4, "seed": seed, "seconds": 10.0 * (1 + (method != "supervised")), "test_dice_fg": dice,
+            "test_hd95_fg": 5.0, "min_class_dice": dice - 0.1, "min_confident_after_ramp": None}  # fmt: skip
+
+
+RUNS = [_run("supervised", 0, 0.60), _run("supervised", 1, 0.50), _run("soft", 0, 0.66), _run("soft", 1, 0.53)]
+
+
+def test_paired_differences_are_per_split_against_the_chosen_arm() -> None:
+    rows = _bench().paired(RUNS, [4], ("supervised", "hdc", "soft:loss.pc_kind=soft"), ref="soft")
+    assert rows[2:] == ["| 4 | supervised | +4.5 | 2.1 | +6.0, +3.0 | True |"]  # hdc is absent: no row, no crash
+
+
+def test_summary_skips_absent_arms_and_gives_time_against_the_reference() -> None:
+    rows = _bench().summarise(RUNS, [4], ("supervised", "hdc", "soft:x=1"), ref="soft")
+    assert [r.split(" | ")[0] for r in rows[2:]] == ["| supervised@4", "| soft@4"]
+    assert rows[2].endswith("| 10 | 0.50 |") and rows[3].endswith("| 20 | 1.00 |")
+
+
+def test_resume_refuses_runs_made_with_other_settings(tmp_path: Path) -> None:
+    bench = _bench()
+    path = tmp_path / "runs.json"
+    path.write_text(json.dumps([RUNS[0] | {"overrides": ["data.task=psfh"]}]))
+    assert bench._previous_runs(path, ["data.task=psfh"])[0]["method"] == "supervised"
+    with pytest.raises(SystemExit, match="other --set values"):
+        bench._previous_runs(path, [])
