@@ -122,7 +122,8 @@ def low_confidence_warning(cfg: Config, record: dict[str, float]) -> str | None:
     threshold = f"fixed {lc.confidence_threshold}" if lc.threshold_kind == "fixed" else f"adaptive, now {record.get('train_pc_threshold', float('nan')):.3f}"
     return (
         f"WARNING: epoch {int(record['epoch'])}: only {fraction:.1%} of unlabelled pixels pass the pseudo-label threshold "
-        f"({threshold}) after the ramp-up; pixel consistency barely acts (try loss.threshold_kind=adaptive or a lower loss.confidence_threshold)"
+        f"({threshold}) after the ramp-up; pixel consistency barely acts (a wider mask, loss.threshold_kind=adaptive or a lower "
+        f"loss.confidence_threshold, opens it; on short schedules that measured worse: docs/benchmarks.md)"
     )
 
 
