@@ -47,9 +47,14 @@ class _Table:
 
 
 class ResultsWriter:
-    """``overwrite``: start both tables empty (``hdc-ray export`` rebuilding them), instead of continuing them."""
+    """``overwrite``: start both tables empty (``hdc-ray export`` rebuilding them), instead of continuing them.
+    ``flush_rows``: pending rows that make a put flush at once; None: only explicit flushes write (a caller
+    that writes on another thread, :class:`~hdc_ray.results.background.BackgroundFlusher`).
+    """
 
-    def __init__(self, folder: str, trials_schema: pa.Schema, history_schema: pa.Schema, *, overwrite: bool = False, flush_rows: int = FLUSH_ROWS) -> None:
+    def __init__(
+        self, folder: str, trials_schema: pa.Schema, history_schema: pa.Schema, *, overwrite: bool = False, flush_rows: int | None = FLUSH_ROWS
+    ) -> None:
         self.filesystem: fs.FileSystem
         self.folder: str
         self.filesystem, self.folder = dataset.filesystem_of(folder)
@@ -132,7 +137,7 @@ class ResultsWriter:
         table = self._tables[name]
         table.pending.pop(key, None)  # re-inserted at the end: the part's row order is the order of last puts
         table.pending[key] = row
-        if self.pending_rows >= self.flush_rows:
+        if self.flush_rows is not None and self.pending_rows >= self.flush_rows:
             self.flush()
 
     def _merge_small_parts(self, table: _Table) -> None:

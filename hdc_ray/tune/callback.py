@@ -10,7 +10,6 @@ knows as finished has its final row on disk. The end of the experiment compacts 
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from ray import tune
 
+from hdc_ray.config import Config
 from hdc_ray.results.background import BackgroundFlusher
 from hdc_ray.results.columns import FINISHED_STATUSES
 from hdc_ray.results.rows import error_line, final_status, history_row, trial_row
@@ -65,7 +65,7 @@ class ParquetCallback(tune.Callback):
         self.spec, self.sweep, self.folder, self.verbose = spec, sweep, folder, verbose
         self._writer: ResultsWriter | None = None
         self._flusher: BackgroundFlusher | None = None
-        self._base: Any = None  # the spec's base config, loaded with the writer
+        self._base: Config | None = None  # the spec's base config, read once (it reads the base YAML)
         self._live: dict[str, _Live] = {}  # running trials only: dropped when a trial ends
         self._status: dict[str, str] = {}
         self._scores: dict[str, float] = {}  # the objective of each trial that has one and did not fail
@@ -85,15 +85,15 @@ class ParquetCallback(tune.Callback):
     def writer(self) -> ResultsWriter:
         if self._writer is None:
             base = self._base_config()
-            # flush_rows off: only the flusher's thread may write parts (the 5-s timer bounds the pending rows)
-            self._writer = ResultsWriter(self.folder, trials_schema(base), history_schema(base), flush_rows=sys.maxsize)
+            # only the flusher's thread writes parts (the 5-s timer bounds the pending rows)
+            self._writer = ResultsWriter(self.folder, trials_schema(base), history_schema(base), flush_rows=None)
             self._epochs = base.train.epochs
             self._load_previous_rows()
         return self._writer
 
-    def _base_config(self) -> Any:
+    def _base_config(self) -> Config:
         if self._base is None:
-            self._base = self.spec.base_config()  # reads the base YAML: once per driver, not once per trial
+            self._base = self.spec.base_config()  # once per driver, not once per trial (~10 ms each)
         return self._base
 
     def setup(self, *args: Any, **info: Any) -> None:
