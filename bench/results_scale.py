@@ -78,6 +78,25 @@ def _report(cfg: Any, columns: dict[str, list[str]], trial: FakeTrial, epoch: in
     return result
 
 
+class HookTimer:
+    """Times callback hooks as the Tune driver sees them: wall time per event, and the driver thread's CPU."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.driver_cpu = 0.0
+
+    def __call__(self, hook: Any, *args: Any) -> None:
+        self.times.append(0.0)
+        self.add_to_last(hook, *args)
+
+    def add_to_last(self, hook: Any, *args: Any) -> None:
+        """Run ``hook`` and count its time with the last event (a barrier the driver meets after that event)."""
+        t0, c0 = time.perf_counter(), time.thread_time()
+        hook(*args)
+        self.times[-1] += time.perf_counter() - t0
+        self.driver_cpu += time.thread_time() - c0
+
+
 def run_sweep(kind: str, n_trials: int, epochs: int, concurrency: int, trial_s: float, folder: str) -> dict[str, Any]:
     """Drive the callback through a whole sweep; returns the figures (run in its own process)."""
     from hdc_ray.results.schema import LOSS_COLUMNS, metric_columns
@@ -96,8 +115,8 @@ def run_sweep(kind: str, n_trials: int, epochs: int, concurrency: int, trial_s: 
     trials = [FakeTrial(f"t{i:05d}", {"train.method": methods[i % 3], "data.label_ratio": ratios[(i // 3) % 4], "train.seed": (i // 12) % 5,
                                       "loss.w_cg": 0.1, "loss.w_mi": 0.1}) for i in range(n_trials)]  # fmt: skip
     step = trial_s / epochs / concurrency  # simulated seconds between two reports of a wave of `concurrency` trials
-    times: list[float] = []
-    baseline, saved, driver_cpu = _rss_mb(), 0.0, 0.0
+    timer = HookTimer()
+    baseline, saved = _rss_mb(), 0.0
     with contextlib.redirect_stdout(io.StringIO()) as out:
         start, cpu = time.perf_counter(), time.process_time()
         cb.setup()
@@ -105,42 +124,35 @@ def run_sweep(kind: str, n_trials: int, epochs: int, concurrency: int, trial_s: 
             running = trials[wave:wave + concurrency]
             best: dict[str, dict[str, float]] = {t.trial_id: {} for t in running}
             for t in running:
-                t0, c0 = time.perf_counter(), time.thread_time()
-                cb.on_trial_start(0, trials, t)
-                times.append(time.perf_counter() - t0)
-                driver_cpu += time.thread_time() - c0
+                timer(cb.on_trial_start, 0, trials, t)
             for epoch in range(1, epochs + 1):
                 for t in running:
                     clock.now += step
                     result = _report(cfg, columns, t, epoch, epochs, rng, best[t.trial_id])
-                    t0, c0 = time.perf_counter(), time.thread_time()
-                    cb.on_trial_result(0, trials, t, result)
+                    timer(cb.on_trial_result, 0, trials, t, result)
                     if clock.now - saved >= TUNE_SAVE_EVERY_S and hasattr(cb, "get_state"):
-                        cb.get_state()  # Tune saving its experiment state: waits for the background writes
+                        timer.add_to_last(cb.get_state)  # Tune saving its experiment state: waits for the background writes
                         saved = clock.now
-                    times.append(time.perf_counter() - t0)
-                    driver_cpu += time.thread_time() - c0
                     out.seek(0), out.truncate()  # lines are counted, not kept
             for i, t in enumerate(running):
-                t0, c0 = time.perf_counter(), time.thread_time()
-                (cb.on_trial_error if (wave + i) % 97 == 13 else cb.on_trial_complete)(0, trials, t)
-                times.append(time.perf_counter() - t0)
-                driver_cpu += time.thread_time() - c0
+                timer(cb.on_trial_error if (wave + i) % 97 == 13 else cb.on_trial_complete, 0, trials, t)
         hooks_s, cpu_s = time.perf_counter() - start, time.process_time() - cpu
         flusher = getattr(cb, "_flusher", None)
         writer_cpu_s, writer_busy_s = (flusher.cpu_s, flusher.busy_s) if flusher is not None else (0.0, 0.0)
+        before_compaction = _rss_mb()
         t0 = time.perf_counter()
         cb.on_experiment_end(trials)
         compact_s = time.perf_counter() - t0
     peak = _rss_mb()
     files = [p for p in Path(folder).rglob("*") if p.is_file()]
+    times, driver_cpu = timer.times, timer.driver_cpu
     n = len(times)
     tenth = max(1, n // 10)
     figures = {
         "kind": kind, "trials": n_trials, "epochs": epochs, "events": n, "hooks_s": hooks_s, "cpu_s": cpu_s, "compact_s": compact_s,
         "per_event_ms": 1e3 * hooks_s / n, "first_tenth_ms": 1e3 * sum(times[:tenth]) / tenth, "last_tenth_ms": 1e3 * sum(times[-tenth:]) / tenth,
         "driver_cpu_s": driver_cpu, "driver_cpu_ms": 1e3 * driver_cpu / n, "writer_cpu_s": writer_cpu_s, "writer_busy_s": writer_busy_s,
-        "peak_rss_growth_mb": peak - baseline, "files": len(files), "mb": sum(p.stat().st_size for p in files) / 1e6,
+        "peak_rss_growth_mb": peak - baseline, "rss_growth_before_compaction_mb": before_compaction - baseline, "files": len(files), "mb": sum(p.stat().st_size for p in files) / 1e6,
     }  # fmt: skip
     if kind == "new":
         figures |= _report_time(folder)
@@ -274,11 +286,11 @@ def main() -> None:
     print(f"{args.epochs} epochs per trial, {args.concurrency} concurrent trials of {args.trial_s:.0f} s (simulated clock), one process per run")
     new = [_child("new", n, args) for n in args.trials]
     old = [_child("old", n, args) for n in args.old_trials]
-    header = f"{'writer':<22}{'trials':>7}{'events':>9}{'ms/event':>9}{'first10%':>9}{'last10%':>9}{'write s':>9}{'cpu s':>8}{'compact s':>10}{'RSS +MB':>9}{'files':>7}{'MB':>7}"
+    header = f"{'writer':<22}{'trials':>7}{'events':>9}{'ms/event':>9}{'first10%':>9}{'last10%':>9}{'write s':>9}{'cpu s':>8}{'compact s':>10}{'RSS +MB':>9}{'pre-cmp':>8}{'files':>7}{'MB':>7}"
     print(header)
     for f in [*old, *new]:
         print(f"{f['kind'] + ' (measured)':<22}{f['trials']:>7}{f['events']:>9}{f['per_event_ms']:>9.3f}{f['first_tenth_ms']:>9.3f}{f['last_tenth_ms']:>9.3f}"
-              f"{f['hooks_s']:>9.1f}{f['cpu_s']:>8.1f}{f['compact_s']:>10.2f}{f['peak_rss_growth_mb']:>9.0f}{f['files']:>7}{f['mb']:>7.1f}")  # fmt: skip
+              f"{f['hooks_s']:>9.1f}{f['cpu_s']:>8.1f}{f['compact_s']:>10.2f}{f['peak_rss_growth_mb']:>9.0f}{f['rss_growth_before_compaction_mb']:>8.0f}{f['files']:>7}{f['mb']:>7.1f}")  # fmt: skip
     if len(old) >= 2:  # today's total grows ~ n^2 (each flush rewrites everything so far): fit a*n^2 + b*n
         ns = np.array([f["trials"] for f in old], float)
         fit = np.linalg.lstsq(np.stack([ns**2, ns], 1), np.array([f["hooks_s"] for f in old]), rcond=None)[0]
