@@ -83,8 +83,12 @@ def summarise(runs: list[dict], counts: list[int], methods: tuple[str, ...], ref
 
 
 def paired(runs: list[dict], counts: list[int], methods: tuple[str, ...], ref: str = "hdc") -> list[str]:  # type: ignore[type-arg]
-    """``ref`` minus each arm on the same split (seed), per low budget: mean, spread, and per-split values."""
-    rows = [f"| budget | {ref} minus | mean diff (Dice points) | sd | per split | {ref} ahead on every split |", "| --- | --- | --- | --- | --- | --- |"]
+    """``ref`` minus each arm on the same split (seed), per low budget: mean, spread, 95% Student-t interval of
+    the mean difference, and per-split values."""
+    from scipy import stats
+
+    rows = [f"| budget | {ref} minus | mean diff (Dice points) | sd | 95% interval | per split | {ref} ahead on every split |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for count in counts:
         mine = {r["seed"]: r["test_dice_fg"] for r in runs if r["method"] == ref and r["count"] == count}
         for other in (m.partition(":")[0] for m in methods if m.partition(":")[0] != ref):
@@ -92,8 +96,10 @@ def paired(runs: list[dict], counts: list[int], methods: tuple[str, ...], ref: s
             diffs = [100 * (mine[s] - theirs[s]) for s in sorted(mine) if s in theirs]
             if not diffs:
                 continue
-            sd = statistics.stdev(diffs) if len(diffs) > 1 else float("nan")
-            rows.append(f"| {count} | {other} | {statistics.mean(diffs):+.1f} | {sd:.1f} | {', '.join(f'{d:+.1f}' for d in diffs)} | {all(d > 0 for d in diffs)} |")
+            mean, sd = statistics.mean(diffs), statistics.stdev(diffs) if len(diffs) > 1 else float("nan")
+            half = stats.t.ppf(0.975, len(diffs) - 1) * sd / len(diffs) ** 0.5 if len(diffs) > 1 else float("nan")
+            rows.append(f"| {count} | {other} | {mean:+.1f} | {sd:.1f} | {mean - half:+.1f} to {mean + half:+.1f} | "
+                        f"{', '.join(f'{d:+.1f}' for d in diffs)} | {all(d > 0 for d in diffs)} |")  # fmt: skip
     return rows
 
 

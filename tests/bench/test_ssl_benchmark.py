@@ -31,7 +31,8 @@ RUNS = [_run("supervised", 0, 0.60), _run("supervised", 1, 0.50), _run("soft", 0
 
 def test_paired_differences_are_per_split_against_the_chosen_arm() -> None:
     rows = _bench().paired(RUNS, [4], ("supervised", "hdc", "soft:loss.pc_kind=soft"), ref="soft")
-    assert rows[2:] == ["| 4 | supervised | +4.5 | 2.1 | +6.0, +3.0 | True |"]  # hdc is absent: no row, no crash
+    # 95% interval: 4.5 -+ t(0.975, 1 dof) = 12.71 x 2.12 / sqrt(2); hdc is absent: no row, no crash
+    assert rows[2:] == ["| 4 | supervised | +4.5 | 2.1 | -14.6 to +23.6 | +6.0, +3.0 | True |"]
 
 
 def test_summary_skips_absent_arms_and_gives_time_against_the_reference() -> None:
