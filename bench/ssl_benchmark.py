@@ -10,8 +10,8 @@ the arms of one seed share its split (same ``split_hash``), so differences are p
 in-process (no Ray), ``--jobs`` at a time with one torch thread each, and prints mean and standard
 deviation over seeds of test foreground Dice and HD95 (best-validation checkpoint), the paired difference of
 HDC against each arm on the same splits, HDC's worst class, the confident fraction after the ramp-up, and
-each arm's wall time relative to HDC (same steps, same run). Writes ``OUT/runs.json``, ``OUT/table.md`` and
-``OUT/label_budget.png`` (default ``results/ssl_benchmark/``); ``docs/benchmarks.md`` quotes them by hand.
+each arm's wall time relative to HDC (same steps, same run). Writes ``OUT/runs.json``, ``OUT/table.md``,
+``OUT/label_budget.png`` and ``OUT/paired.png`` (the paired differences; default ``results/ssl_benchmark/``); ``docs/benchmarks.md`` quotes them by hand.
 """
 
 from __future__ import annotations
@@ -82,25 +82,61 @@ def summarise(runs: list[dict], counts: list[int], methods: tuple[str, ...], ref
     return rows
 
 
+def paired_diffs(runs: list[dict], count: int, methods: tuple[str, ...], ref: str = "hdc") -> list[tuple[str, list[float]]]:  # type: ignore[type-arg]
+    """``ref`` minus each other arm on the same split (seed) at ``count`` labels, in Dice points, per split."""
+    mine = {r["seed"]: r["test_dice_fg"] for r in runs if r["method"] == ref and r["count"] == count}
+    out = []
+    for other in (m.partition(":")[0] for m in methods if m.partition(":")[0] != ref):
+        theirs = {r["seed"]: r["test_dice_fg"] for r in runs if r["method"] == other and r["count"] == count}
+        diffs = [100 * (mine[s] - theirs[s]) for s in sorted(mine) if s in theirs]
+        if diffs:
+            out.append((other, diffs))
+    return out
+
+
+def t_interval(diffs: list[float]) -> tuple[float, float, float]:
+    """Mean, sd and the half-width of the 95% Student-t interval of the mean (NaN below two splits)."""
+    from scipy import stats
+
+    if len(diffs) < 2:
+        return statistics.mean(diffs), float("nan"), float("nan")
+    sd = statistics.stdev(diffs)
+    return statistics.mean(diffs), sd, float(stats.t.ppf(0.975, len(diffs) - 1)) * sd / len(diffs) ** 0.5
+
+
 def paired(runs: list[dict], counts: list[int], methods: tuple[str, ...], ref: str = "hdc") -> list[str]:  # type: ignore[type-arg]
     """``ref`` minus each arm on the same split (seed), per low budget: mean, spread, 95% Student-t interval of
     the mean difference, and per-split values."""
-    from scipy import stats
-
     rows = [f"| budget | {ref} minus | mean diff (Dice points) | sd | 95% interval | per split | {ref} ahead on every split |",
             "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for count in counts:
-        mine = {r["seed"]: r["test_dice_fg"] for r in runs if r["method"] == ref and r["count"] == count}
-        for other in (m.partition(":")[0] for m in methods if m.partition(":")[0] != ref):
-            theirs = {r["seed"]: r["test_dice_fg"] for r in runs if r["method"] == other and r["count"] == count}
-            diffs = [100 * (mine[s] - theirs[s]) for s in sorted(mine) if s in theirs]
-            if not diffs:
-                continue
-            mean, sd = statistics.mean(diffs), statistics.stdev(diffs) if len(diffs) > 1 else float("nan")
-            half = stats.t.ppf(0.975, len(diffs) - 1) * sd / len(diffs) ** 0.5 if len(diffs) > 1 else float("nan")
+        for other, diffs in paired_diffs(runs, count, methods, ref):
+            mean, sd, half = t_interval(diffs)
             rows.append(f"| {count} | {other} | {mean:+.1f} | {sd:.1f} | {mean - half:+.1f} to {mean + half:+.1f} | "
                         f"{', '.join(f'{d:+.1f}' for d in diffs)} | {all(d > 0 for d in diffs)} |")  # fmt: skip
     return rows
+
+
+def plot_paired(runs: list[dict], path: Path, counts: list[int], methods: tuple[str, ...], ref: str = "hdc") -> None:  # type: ignore[type-arg]
+    """One row per arm and budget: ``ref`` minus the arm, a dot per split, the mean and its 95% interval."""
+    from matplotlib.figure import Figure
+
+    rows = [(f"{other}@{count}", diffs) for count in counts for other, diffs in paired_diffs(runs, count, methods, ref)]
+    if not rows:
+        return
+    fig = Figure(figsize=(7, 0.45 * len(rows) + 1.2))
+    ax = fig.add_subplot(1, 1, 1)
+    for y, (_, diffs) in enumerate(rows):
+        mean, _, half = t_interval(diffs)
+        ax.errorbar([mean], [y], xerr=[[half], [half]] if half == half else None, fmt="o", color="C0", capsize=3)
+        ax.scatter(diffs, [y] * len(diffs), color="C1", s=12, zorder=3)
+    ax.axvline(0.0, color="grey", lw=1)
+    ax.set_yticks(range(len(rows)), [name for name, _ in rows])
+    ax.invert_yaxis()
+    ax.set_xlabel(f"{ref} minus arm, test Dice points (dots: splits; bar: mean, 95% t-interval)")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
 
 
 def _ms(values: list[float]) -> str:
@@ -168,8 +204,9 @@ def main() -> None:
     lines.append(f"\ntotal {time.perf_counter() - start:.0f} s with {args.jobs} jobs")
     print("\n".join(lines))
     plot(runs, out / "label_budget.png", args.counts, f"{args.config} {' '.join(args.overrides)}", methods)
+    plot_paired(runs, out / "paired.png", args.counts, methods, args.paired_with)
     (out / "table.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {out}/table.md, runs.json, label_budget.png")
+    print(f"wrote {out}/table.md, runs.json, label_budget.png, paired.png")
 
 
 def _previous_runs(path: Path, overrides: list[str]) -> list[dict]:  # type: ignore[type-arg]

@@ -48,3 +48,11 @@ def test_resume_refuses_runs_made_with_other_settings(tmp_path: Path) -> None:
     assert bench._previous_runs(path, ["data.task=psfh"])[0]["method"] == "supervised"
     with pytest.raises(SystemExit, match="other --set values"):
         bench._previous_runs(path, [])
+
+
+def test_paired_plot_draws_one_row_per_arm_and_skips_when_nothing_pairs(tmp_path: Path) -> None:
+    bench = _bench()
+    bench.plot_paired(RUNS, tmp_path / "paired.png", [4], ("supervised", "soft:x=1"), ref="soft")
+    assert (tmp_path / "paired.png").stat().st_size > 1000
+    bench.plot_paired(RUNS, tmp_path / "none.png", [4], ("supervised",), ref="hdc")  # no hdc runs: no figure, no crash
+    assert not (tmp_path / "none.png").exists()
