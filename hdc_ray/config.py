@@ -137,15 +137,15 @@ class LossConfig:
     # collapsing small structures to background at low label budgets (measured: docs/benchmarks.md).
     sup_dice: float = 0.0
     w_pc: float = 1.0  # pixel consistency (teacher pseudo-labels -> student strong view)
-    # Correlation Guidance (teacher vs student main branch, several levels). The term that carries HDC at 4
-    # labels (off: -3.3 Dice points on every split), yet 0.5 or 1.0 lost a lip on splits the loss_weights
-    # sweep was not tuned on (docs/benchmarks.md, "The loss_weights sweep at 4 labels"): keep it small.
+    # Correlation Guidance (teacher vs student main branch, at loss.cg_levels). At 0.5 or 1.0 (with dec_last) it
+    # lost a lip on splits the loss_weights sweep was not tuned on (docs/benchmarks.md, "The loss_weights sweep
+    # at 4 labels"); at the bottleneck alone it is worth +0.3 Dice points over w_cg = 0 (6 splits).
     w_cg: float = 0.1
     w_mi: float = 0.1  # Mutual Information (student main vs noisy branch)
     w_cps: float = 1.0  # cross pseudo supervision (method "cps" only)
     # Pixel-consistency mask and L_CG form, chosen on the v2 benchmark (docs/benchmarks.md, "Which HDC terms
     # matter": cervix @4 and PSFH-like @8 labels, 3 splits each, 320 steps). Fixed 0.9 + ITRD's log L_CG was
-    # the best HDC on both tasks (cervix test Dice 0.648, +3.5 over supervised, ahead on every split; PSFH
+    # the best HDC on both tasks (cervix test Dice 0.648, +3.5 over supervised on those 3 splits, -3.5 on 6; PSFH
     # 0.624 vs 0.610); fixed 0.85 tied (0.650 / 0.607). Where the mask opened wide it hurt: "adaptive"
     # (FreeMatch's self-adaptive threshold, ~80% of pixels pseudo-labelled) + the bounded "linear" L_CG gave
     # 0.624 and 0.462 (it lost the pubic symphysis on 2 of 3 splits). At 0.9 the mask stays nearly closed at
