@@ -11,13 +11,15 @@ in-process (no Ray), ``--jobs`` at a time with one torch thread each, and prints
 deviation over seeds of test foreground Dice and HD95 (best-validation checkpoint), the paired difference of
 HDC against each arm on the same splits, HDC's worst class, the confident fraction after the ramp-up, and
 each arm's wall time relative to HDC (same steps, same run). Writes ``OUT/runs.json``, ``OUT/table.md``,
-``OUT/label_budget.png`` and ``OUT/paired.png`` (the paired differences; default ``results/ssl_benchmark/``); ``docs/benchmarks.md`` quotes them by hand.
+``OUT/label_budget.png`` and ``OUT/paired.png`` (the paired differences; default ``results/ssl_benchmark/``);
+``docs/benchmarks.md`` quotes them by hand.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -128,7 +130,7 @@ def plot_paired(runs: list[dict], path: Path, counts: list[int], methods: tuple[
     ax = fig.add_subplot(1, 1, 1)
     for y, (_, diffs) in enumerate(rows):
         mean, _, half = t_interval(diffs)
-        ax.errorbar([mean], [y], xerr=[[half], [half]] if half == half else None, fmt="o", color="C0", capsize=3)
+        ax.errorbar([mean], [y], xerr=None if math.isnan(half) else [[half], [half]], fmt="o", color="C0", capsize=3)
         ax.scatter(diffs, [y] * len(diffs), color="C1", s=12, zorder=3)
     ax.axvline(0.0, color="grey", lw=1)
     ax.set_yticks(range(len(rows)), [name for name, _ in rows])
