@@ -94,7 +94,7 @@ def test_flatten_roundtrip_and_overrides() -> None:
     cfg = load_config("tiny")
     flat = flatten(cfg)
     assert flat["train.method"] == "hdc"
-    assert flat["loss.cg_levels"] == "bottleneck"
+    assert flat["loss.cg_levels"] == "bottleneck,dec_last"
     assert all(not isinstance(v, (dict, list, tuple)) for v in flat.values())
     changed = with_overrides(cfg, {"loss.w_cg": 0.0, "loss.cg_levels": ("enc2",)})
     assert changed.loss.w_cg == 0.0 and changed.loss.cg_levels == ("enc2",)
