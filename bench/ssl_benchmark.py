@@ -84,6 +84,26 @@ def summarise(runs: list[dict], counts: list[int], methods: tuple[str, ...], ref
     return rows
 
 
+def per_class(runs: list[dict], counts: list[int], methods: tuple[str, ...], collapsed_below: float = 0.5) -> list[str]:  # type: ignore[type-arg]
+    """Markdown rows: per arm, each class's test Dice (mean over splits, then every split) and how many runs
+    lost a class (some class Dice under ``collapsed_below``): a mean over splits hides a class lost on one."""
+    keys = dict.fromkeys(k for r in runs for k in r if k.startswith("test_dice_") and k not in ("test_dice_fg", "test_dice_all"))
+    classes = [k.removeprefix("test_dice_") for k in keys]  # in the task's class order
+    rows = [f"| arm | {' | '.join(f'{c} (mean; per split)' for c in classes)} | runs with a class < {collapsed_below} |",
+            f"| --- | {' | '.join('---' for _ in classes)} | --- |"]  # fmt: skip
+    for method, count in arms(counts, methods, reference=any(r["count"] is None for r in runs)):
+        mine = sorted((r for r in runs if r["method"] == method.partition(":")[0] and r["count"] == count), key=lambda r: r["seed"])
+        if not mine:
+            continue
+        cells = []
+        for c in classes:
+            values = [r.get(f"test_dice_{c}", float("nan")) for r in mine]
+            cells.append(f"{statistics.mean(values):.3f}; {' / '.join(f'{v:.3f}' for v in values)}")
+        lost = sum(any(r.get(f"test_dice_{c}", 1.0) < collapsed_below for c in classes) for r in mine)
+        rows.append(f"| {arm_name(method.partition(':')[0], count)} | {' | '.join(cells)} | {lost} of {len(mine)} |")
+    return rows
+
+
 def paired_diffs(runs: list[dict], count: int, methods: tuple[str, ...], ref: str = "hdc") -> list[tuple[str, list[float]]]:  # type: ignore[type-arg]
     """``ref`` minus each other arm on the same split (seed) at ``count`` labels, in Dice points, per split."""
     mine = {r["seed"]: r["test_dice_fg"] for r in runs if r["method"] == ref and r["count"] == count}
@@ -202,7 +222,9 @@ def main() -> None:
             _save(out / "runs.json", runs)  # after every run: a crash or Ctrl-C keeps what finished
             print(f"  {arm_name(run['method'], run['count'])} seed {run['seed']} (split {run['split_hash']}, {run['n_labeled']} labelled): "
                   f"test Dice {run['test_dice_fg']:.3f}, HD95 {run['test_hd95_fg']:.2f}, {run['seconds']:.0f} s", flush=True)  # fmt: skip
-    lines = [*summarise(runs, args.counts, methods, args.paired_with), "", *paired(runs, args.counts, methods, args.paired_with)]
+    runs = [r for r in runs if r["seed"] in args.seeds]  # OUT may hold more splits (--resume): report the ones asked for
+    lines = [*summarise(runs, args.counts, methods, args.paired_with), "", *per_class(runs, args.counts, methods), "",
+             *paired(runs, args.counts, methods, args.paired_with)]
     lines.append(f"\ntotal {time.perf_counter() - start:.0f} s with {args.jobs} jobs")
     print("\n".join(lines))
     plot(runs, out / "label_budget.png", args.counts, f"{args.config} {' '.join(args.overrides)}", methods)

@@ -56,3 +56,11 @@ def test_paired_plot_draws_one_row_per_arm_and_skips_when_nothing_pairs(tmp_path
     assert (tmp_path / "paired.png").stat().st_size > 1000
     bench.plot_paired(RUNS, tmp_path / "none.png", [4], ("supervised",), ref="hdc")  # no hdc runs: no figure, no crash
     assert not (tmp_path / "none.png").exists()
+
+
+def test_per_class_table_counts_runs_that_lost_a_class() -> None:
+    runs = [r | {"test_dice_lip_a": 0.7, "test_dice_lip_b": dice} for r, dice in zip(RUNS, (0.6, 0.0, 0.55, 0.49), strict=True)]
+    rows = _bench().per_class(runs, [4], ("supervised", "soft:x=1"))
+    assert rows[0] == "| arm | lip_a (mean; per split) | lip_b (mean; per split) | runs with a class < 0.5 |"
+    assert rows[2] == "| supervised@4 | 0.700; 0.700 / 0.700 | 0.300; 0.600 / 0.000 | 1 of 2 |"
+    assert rows[3].endswith("| 0.520; 0.550 / 0.490 | 1 of 2 |")
