@@ -45,11 +45,16 @@ def run_one(config: str, overrides: list[str], method: str, count: int | None, s
     result = fit(cfg, data, progress=False, log=lambda _: None)
     ramp_end = cfg.loss.ramp_fraction * cfg.train.epochs
     after_ramp = [h["train_confident_fraction"] for h in result.history if "train_confident_fraction" in h and h["epoch"] > ramp_end]
-    classes = [k for k in result.test if k.startswith("test_dice_") and k not in ("test_dice_fg", "test_dice_all")]
+    classes = _class_dice_keys(result.test)
     return {"method": name, "count": count, "n_labeled": len(data.labeled), "split_hash": data.split_hash, "seed": seed,
             "seconds": time.perf_counter() - start, **result.test, "val_dice_fg": result.best_val.get("val_dice_fg"),
             "best_epoch": result.best_epoch, "min_class_dice": min(result.test[k] for k in classes),
             "min_confident_after_ramp": min(after_ramp) if after_ramp else None}  # fmt: skip
+
+
+def _class_dice_keys(record: dict) -> list[str]:  # type: ignore[type-arg]
+    """The per-class test Dice keys of a run (``test_dice_<class>``), without the fg / all means."""
+    return [k for k in record if k.startswith("test_dice_") and k not in ("test_dice_fg", "test_dice_all")]
 
 
 def budget_overrides(count: int | None) -> list[str]:
@@ -87,12 +92,12 @@ def summarise(runs: list[dict], counts: list[int], methods: tuple[str, ...], ref
 def per_class(runs: list[dict], counts: list[int], methods: tuple[str, ...], collapsed_below: float = 0.5) -> list[str]:  # type: ignore[type-arg]
     """Markdown rows: per arm, each class's test Dice (mean over splits, then every split) and how many runs
     lost a class (some class Dice under ``collapsed_below``): a mean over splits hides a class lost on one."""
-    keys = dict.fromkeys(k for r in runs for k in r if k.startswith("test_dice_") and k not in ("test_dice_fg", "test_dice_all"))
-    classes = [k.removeprefix("test_dice_") for k in keys]  # in the task's class order
+    classes = [k.removeprefix("test_dice_") for k in dict.fromkeys(k for r in runs for k in _class_dice_keys(r))]  # task order
     rows = [f"| arm | {' | '.join(f'{c} (mean; per split)' for c in classes)} | runs with a class < {collapsed_below} |",
             f"| --- | {' | '.join('---' for _ in classes)} | --- |"]  # fmt: skip
     for method, count in arms(counts, methods, reference=any(r["count"] is None for r in runs)):
-        mine = sorted((r for r in runs if r["method"] == method.partition(":")[0] and r["count"] == count), key=lambda r: r["seed"])
+        method = method.partition(":")[0]
+        mine = sorted((r for r in runs if r["method"] == method and r["count"] == count), key=lambda r: r["seed"])
         if not mine:
             continue
         cells = []
@@ -100,7 +105,7 @@ def per_class(runs: list[dict], counts: list[int], methods: tuple[str, ...], col
             values = [r.get(f"test_dice_{c}", float("nan")) for r in mine]
             cells.append(f"{statistics.mean(values):.3f}; {' / '.join(f'{v:.3f}' for v in values)}")
         lost = sum(any(r.get(f"test_dice_{c}", 1.0) < collapsed_below for c in classes) for r in mine)
-        rows.append(f"| {arm_name(method.partition(':')[0], count)} | {' | '.join(cells)} | {lost} of {len(mine)} |")
+        rows.append(f"| {arm_name(method, count)} | {' | '.join(cells)} | {lost} of {len(mine)} |")
     return rows
 
 
