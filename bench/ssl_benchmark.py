@@ -44,12 +44,16 @@ def run_one(config: str, overrides: list[str], method: str, count: int | None, s
     start = time.perf_counter()
     result = fit(cfg, data, progress=False, log=lambda _: None)
     ramp_end = cfg.loss.ramp_fraction * cfg.train.epochs
+    by_epoch = [h["train_confident_fraction"] for h in result.history if "train_confident_fraction" in h]
+    # The mask opens as the teacher grows confident, which it does after the weight's ramp: the minimum after
+    # the ramp is the epoch just after it, so the last epoch is reported too (what the term acts with at the end).
     after_ramp = [h["train_confident_fraction"] for h in result.history if "train_confident_fraction" in h and h["epoch"] > ramp_end]
     classes = _class_dice_keys(result.test)
     return {"method": name, "count": count, "n_labeled": len(data.labeled), "split_hash": data.split_hash, "seed": seed,
             "seconds": time.perf_counter() - start, **result.test, "val_dice_fg": result.best_val.get("val_dice_fg"),
             "best_epoch": result.best_epoch, "min_class_dice": min(result.test[k] for k in classes),
-            "min_confident_after_ramp": min(after_ramp) if after_ramp else None}  # fmt: skip
+            "min_confident_after_ramp": min(after_ramp) if after_ramp else None,
+            "last_confident": by_epoch[-1] if by_epoch else None, "confident_by_epoch": by_epoch}  # fmt: skip
 
 
 def _class_dice_keys(record: dict) -> list[str]:  # type: ignore[type-arg]
@@ -73,7 +77,7 @@ def arm_name(method: str, count: int | None) -> str:
 
 def summarise(runs: list[dict], counts: list[int], methods: tuple[str, ...], ref: str = "hdc") -> list[str]:  # type: ignore[type-arg]
     """Markdown rows: per arm Dice / HD95 / worst class / confident fraction / time vs ``ref`` at that budget."""
-    rows = [f"| arm | test Dice (fg) mean ± sd | test HD95 (px) mean ± sd | worst class Dice (min over seeds) | confident fraction after ramp (min) | s per run | time vs {ref} |",
+    rows = [f"| arm | test Dice (fg) mean ± sd | test HD95 (px) mean ± sd | worst class Dice (min over seeds) | confident fraction after ramp: min; last epoch (min) | s per run | time vs {ref} |",
             "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for method, count in arms(counts, methods, reference=any(r["count"] is None for r in runs)):
         method = method.partition(":")[0]
@@ -83,9 +87,10 @@ def summarise(runs: list[dict], counts: list[int], methods: tuple[str, ...], ref
         theirs = [r["seconds"] for r in runs if r["method"] == ref and r["count"] == (count or counts[0])]
         seconds = statistics.mean(r["seconds"] for r in mine)
         conf = [r["min_confident_after_ramp"] for r in mine if r["min_confident_after_ramp"] is not None]
+        last = [r["last_confident"] for r in mine if r.get("last_confident") is not None]  # runs.json before it: absent
         ratio = f"{seconds / statistics.mean(theirs):.2f}" if theirs else "-"
         rows.append(f"| {arm_name(method, count)} | {_ms([r['test_dice_fg'] for r in mine])} | {_ms([r['test_hd95_fg'] for r in mine])} | "
-                    f"{min(r['min_class_dice'] for r in mine):.3f} | {f'{min(conf):.3f}' if conf else '-'} | {seconds:.0f} | {ratio} |")  # fmt: skip
+                    f"{min(r['min_class_dice'] for r in mine):.3f} | {f'{min(conf):.3f}' if conf else '-'}; {f'{min(last):.3f}' if last else '-'} | {seconds:.0f} | {ratio} |")  # fmt: skip
     return rows
 
 

@@ -110,19 +110,25 @@ def fit(
 
 
 def low_confidence_warning(cfg: Config, record: dict[str, float]) -> str | None:
-    """A one-line warning when an epoch that ended after the ramp-up had < 5% confident pixels, else None.
+    """A one-line warning when pixel consistency still has < 5% confident pixels well after the ramp-up, else None.
 
-    ``fit`` logs it once per run, at the first such epoch (the fraction rarely recovers without a change of
-    ``loss.threshold_kind`` or ``loss.confidence_threshold``).
+    The mask opens as the EMA teacher grows confident, which is after the weight's ramp (synthetic config,
+    4 labels, 8 epochs, ramp to epoch 3.2: confident fraction 0.000 at epoch 4, 0.22-0.81 at epoch 8), so an
+    epoch is judged from halfway between the ramp's end and the last epoch, and the last epoch always.
+    ``fit`` logs it once per run.
     """
     fraction = record.get("train_confident_fraction")
     if fraction is None or record.get("ramp", 0.0) < 1.0 or fraction >= LOW_CONFIDENT_FRACTION:
+        return None
+    epochs = cfg.train.epochs
+    ramp_end = cfg.loss.ramp_fraction * epochs
+    if record["epoch"] < min(ramp_end + 0.5 * (epochs - ramp_end), epochs):
         return None
     lc = cfg.loss
     threshold = f"fixed {lc.confidence_threshold}" if lc.threshold_kind == "fixed" else f"adaptive, now {record.get('train_pc_threshold', float('nan')):.3f}"
     return (
         f"WARNING: epoch {int(record['epoch'])}: only {fraction:.1%} of unlabelled pixels pass the pseudo-label threshold "
-        f"({threshold}) after the ramp-up; pixel consistency barely acts (a wider mask, loss.threshold_kind=adaptive or a lower "
+        f"({threshold}) well after the ramp-up; pixel consistency barely acts (a wider mask, loss.threshold_kind=adaptive or a lower "
         f"loss.confidence_threshold, opens it; on short schedules that measured worse: docs/benchmarks.md)"
     )
 

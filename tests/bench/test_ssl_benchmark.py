@@ -41,6 +41,15 @@ def test_summary_skips_absent_arms_and_gives_time_against_the_reference() -> Non
     assert rows[2].endswith("| 10 | 0.50 |") and rows[3].endswith("| 20 | 1.00 |")
 
 
+def test_summary_gives_the_confident_fraction_after_the_ramp_and_at_the_last_epoch() -> None:
+    runs = [_run("hdc", 0, 0.6) | {"min_confident_after_ramp": 0.001, "last_confident": 0.8},
+            _run("hdc", 1, 0.6) | {"min_confident_after_ramp": 0.0, "last_confident": 0.7},
+            _run("supervised", 0, 0.6)]  # fmt: skip
+    rows = _bench().summarise(runs, [4], ("supervised", "hdc"))
+    assert rows[2].split(" | ")[4] == "-; -"  # supervised: no mask
+    assert rows[3].split(" | ")[4] == "0.000; 0.700"  # hdc: the worst run at each point
+
+
 def test_resume_refuses_runs_made_with_other_settings(tmp_path: Path) -> None:
     bench = _bench()
     path = tmp_path / "runs.json"

@@ -237,6 +237,13 @@ def test_low_confidence_warning(cfg: Config, fraction: float | None, ramp: float
         assert line.startswith("WARNING: epoch 3:") and "fixed 0.95" in line and "loss.threshold_kind=adaptive" in line
 
 
+@pytest.mark.parametrize(("epoch", "ramp_fraction", "warns"), [(4, 0.4, False), (5, 0.4, False), (6, 0.4, True), (8, 0.4, True), (8, 1.0, True)])
+def test_low_confidence_warning_waits_for_the_teacher_after_the_ramp(cfg: Config, epoch: int, ramp_fraction: float, warns: bool) -> None:
+    # 8 epochs, ramp to 3.2: the teacher is judged from epoch 5.6 (halfway to the end), and at the last epoch always
+    run = with_overrides(cfg, {"train.epochs": 8, "loss.ramp_fraction": ramp_fraction, "loss.confidence_threshold": 0.95})
+    assert (low_confidence_warning(run, _record(0.0, 1.0, epoch)) is not None) == warns
+
+
 def test_fit_warns_once_when_pixel_consistency_never_acts(cfg: Config, data) -> None:  # type: ignore[no-untyped-def]
     run = with_overrides(cfg, {"loss.threshold_kind": "fixed", "loss.confidence_threshold": 0.999, "loss.ramp_fraction": 0.0})  # no ramp, nothing confident
     lines: list[str] = []
