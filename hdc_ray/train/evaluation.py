@@ -19,7 +19,7 @@ from hdc_ray.model import SegNet
 from hdc_ray.results.columns import higher_is_better
 from hdc_ray.train.batches import Shard
 from hdc_ray.train.checkpoint import TrainState
-from hdc_ray.train.methods import Models
+from hdc_ray.train.methods import Models, scored_net
 
 
 @torch.no_grad()
@@ -90,13 +90,13 @@ def update_best(cfg: Config, state: TrainState, epoch: int, val: dict[str, float
     value = val[name] if higher_is_better(name) else -val[name]
     if value > state.best_value or state.best_epoch == 0:
         state.best_value, state.best_epoch, state.best_val = value, epoch, dict(val)
-        net = models.eval_net(cfg.train.eval_model)
+        net = scored_net(cfg, models)
         state.best_weights = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
 
 
 def test_best(cfg: Config, data: Any, models: Models, state: TrainState, device: torch.device, shard: Shard) -> dict[str, float]:
     """Test metrics of the weights selected on validation (a copy: the training weights stay as they are)."""
-    net = copy.deepcopy(models.eval_net(cfg.train.eval_model))
+    net = copy.deepcopy(scored_net(cfg, models))
     if state.best_weights:
         net.load_state_dict(state.best_weights)
     return evaluate(net, data.test, data.class_names, cfg, device, shard, "test")

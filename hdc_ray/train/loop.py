@@ -24,7 +24,7 @@ from hdc_ray.train import checkpoint
 from hdc_ray.train.batches import Shard, make_batch
 from hdc_ray.train.checkpoint import TrainState
 from hdc_ray.train.evaluation import evaluate, mean_over_ranks, test_best, update_best
-from hdc_ray.train.methods import Models, build_models, check_data_for_method, needs_unlabeled
+from hdc_ray.train.methods import Models, build_models, check_data_for_method, needs_unlabeled, scored_net
 from hdc_ray.train.step import build_optimizer, build_scaler, train_step
 
 EpochCallback = Callable[[dict[str, float], "dict[str, Any] | None"], None]
@@ -85,7 +85,7 @@ def fit(
     for epoch in range(state.epoch, cfg.train.epochs):
         record = _run_epoch(cfg, data, models, model, optimizer, scaler, epoch, shard, device, progress)
         if (epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == cfg.train.epochs:
-            val = evaluate(models.eval_net(cfg.train.eval_model), data.val, data.class_names, cfg, device, shard, "val")
+            val = evaluate(scored_net(cfg, models), data.val, data.class_names, cfg, device, shard, "val")
             record |= val
             update_best(cfg, state, epoch + 1, val, models)
         state.epoch = epoch + 1

@@ -77,6 +77,12 @@ def build_models(cfg: Config, num_classes: int) -> Models:
     return Models(dual, make_teacher(dual.main_branch()), threshold)
 
 
+def scored_net(cfg: Config, models: Models) -> SegNet:
+    """The network that is validated and tested: ``train.eval_model`` for mean teacher and HDC; always the EMA
+    for ``supervised_ema`` (the arm exists to score it; ``train.method=supervised`` is its student)."""
+    return models.eval_net("teacher" if cfg.train.method == "supervised_ema" else cfg.train.eval_model)
+
+
 def needs_unlabeled(cfg: Config) -> bool:
     return cfg.train.method not in SUPERVISED_ONLY
 

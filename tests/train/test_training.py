@@ -16,7 +16,7 @@ from hdc_ray.noise import warp
 from hdc_ray.train import checkpoint
 from hdc_ray.train.batches import Shard, global_indices, make_batch
 from hdc_ray.train.loop import LOW_CONFIDENT_FRACTION, fit, low_confidence_warning
-from hdc_ray.train.methods import build_models, method_terms
+from hdc_ray.train.methods import build_models, method_terms, scored_net
 from hdc_ray.train.run import ResumeError, run_local, run_metadata
 from hdc_ray.train.step import build_optimizer, build_scaler, step_losses, train_step
 
@@ -152,16 +152,30 @@ def test_two_shards_see_exactly_the_one_rank_batch(cfg: Config, data) -> None:  
 def test_supervised_ema_trains_like_supervised_and_evaluates_the_ema_weights(cfg: Config, data) -> None:  # type: ignore[no-untyped-def]
     sup = fit(with_overrides(cfg, {"train.method": "supervised"}), data, progress=False, log=_quiet)
     ema_cfg = with_overrides(cfg, {"train.method": "supervised_ema"})
+    as_teacher = fit(ema_cfg, data, progress=False, log=_quiet)
+    # train.eval_model=student (a config may set it for mean teacher and HDC) cannot turn the arm into supervised
     as_student = fit(with_overrides(ema_cfg, {"train.eval_model": "student"}), data, progress=False, log=_quiet)
-    as_teacher = fit(ema_cfg, data, progress=False, log=_quiet)  # train.eval_model defaults to "teacher"
-    # Same data, same steps (no unlabelled batch): the student IS the supervised run, loss for loss.
-    assert [h["train_loss"] for h in as_student.history] == [h["train_loss"] for h in sup.history]
-    assert as_student.test == sup.test
-    assert all(torch.equal(as_student.best_weights[k], sup.best_weights[k]) for k in sup.best_weights)
-    # The teacher arm scores other (EMA) weights, after the very same training.
+    # Same data, same steps (no unlabelled batch): the student IS the supervised run, loss for loss ...
     assert [h["train_loss"] for h in as_teacher.history] == [h["train_loss"] for h in sup.history]
+    # ... and the arm scores other (EMA) weights, whatever train.eval_model says.
     assert any(not torch.equal(as_teacher.best_weights[k], sup.best_weights[k]) for k in sup.best_weights)
+    assert as_student.test == as_teacher.test and as_student.test != sup.test
     assert run_metadata(ema_cfg, data)["method"] == "supervised_ema"
+
+
+@pytest.mark.parametrize(("method", "eval_model", "scored"), [
+    ("mean_teacher", "teacher", "teacher"), ("mean_teacher", "student", "student"), ("hdc", "student", "student"),
+    ("hdc", "teacher", "teacher"), ("supervised_ema", "student", "teacher"), ("supervised", "teacher", "student")])  # fmt: skip
+def test_scored_net_follows_eval_model_except_for_the_supervised_ema_arm(cfg: Config, method: str, eval_model: str, scored: str) -> None:
+    run = with_overrides(cfg, {"train.method": method, "train.eval_model": eval_model})
+    models = build_models(run, 3)
+    net = scored_net(run, models)
+    if scored == "teacher":
+        assert net is models.teacher
+    elif method == "hdc":  # the student's main branch: a SegNet view on its encoder and main decoder
+        assert net is not models.teacher and net.encoder is models.trainable.encoder and net.decoder is models.trainable.main  # type: ignore[union-attr]
+    else:
+        assert net is models.trainable
 
 
 def test_supervised_ema_teacher_is_the_ema_of_the_student(cfg: Config, data) -> None:  # type: ignore[no-untyped-def]
