@@ -25,8 +25,8 @@ import yaml
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
-# "supervised_ema": supervised training on labelled images only, scored with an EMA teacher of its weights
-# (train.eval_model), so a benchmark can tell the EMA gain of mean teacher / HDC from their SSL gain.
+# "supervised_ema": supervised training on labelled images only, always scored with an EMA teacher of its
+# weights, so a benchmark can tell the EMA gain of mean teacher / HDC from their SSL gain.
 Method = Literal["supervised", "supervised_ema", "mean_teacher", "hdc", "cps"]
 
 
@@ -144,14 +144,12 @@ class LossConfig:
     w_mi: float = 0.1  # Mutual Information (student main vs noisy branch)
     w_cps: float = 1.0  # cross pseudo supervision (method "cps" only)
     # Pixel-consistency mask and L_CG form, chosen on the v2 benchmark (docs/benchmarks.md, "Which HDC terms
-    # matter": cervix @4 and PSFH-like @8 labels, 3 splits each, 320 steps). Fixed 0.9 + ITRD's log L_CG was
-    # the best HDC on both tasks (cervix test Dice 0.648, +3.5 over supervised on those 3 splits, -3.5 on 6; PSFH
-    # 0.624 vs 0.610); fixed 0.85 tied (0.650 / 0.607). Where the mask opened wide it hurt: "adaptive"
-    # (FreeMatch's self-adaptive threshold, ~80% of pixels pseudo-labelled) + the bounded "linear" L_CG gave
-    # 0.624 and 0.462 (it lost the pubic symphysis on 2 of 3 splits). At 0.9 the mask stays nearly closed at
-    # this short budget (confident fraction <= 0.003 after the ramp; 0.000 with the synthetic config's constant
-    # lr too): the teacher rarely reaches 0.9 in 320 steps; on long schedules it does. The loop warns when the
-    # fraction stays under 5%.
+    # matter"): fixed 0.9 + ITRD's log L_CG was the best HDC on both tasks; where the mask opened wide it hurt
+    # ("adaptive", FreeMatch's self-adaptive threshold, + the bounded "linear" L_CG lost the PSFH-like pubic
+    # symphysis on 2 of 3 splits). On the synthetic config's constant lr (320 steps) the 0.9 mask is closed
+    # until epoch 5 of 8 and opens to 15-85% by the last epoch; 0.8 opens it from epoch 4-6 and gains nothing
+    # (+0.3 / -0.1 Dice points, cervix / PSFH-like @4; docs/benchmarks.md, "Which terms matter, on the
+    # constant lr"). The loop warns when the fraction is still under 5% well after the ramp-up.
     confidence_threshold: float = 0.9
     # The v2 abstract's "adaptive consistency learning" has no published equation: "fixed" masks at
     # confidence_threshold; "adaptive" = FreeMatch's self-adaptive threshold (losses/consistency.py).
@@ -220,7 +218,10 @@ class TrainConfig:
     checkpoint_every: int = 1  # epochs between checkpoints
     keep_checkpoints: int = 2  # most recent checkpoints kept (the best one is kept as well)
     select_metric: str = "val_dice_fg"  # model selection on validation, never on test
-    eval_model: Literal["teacher", "student"] = "teacher"  # EMA methods: which network is validated and tested
+    # Mean teacher and HDC: which network is validated and tested (supervised_ema always scores its EMA). The
+    # authors score the EMA teacher; on short constant-lr runs it lags the student (the synthetic config
+    # scores the student: +3.5 Dice points for HDC on the PSFH-like task @4, docs/benchmarks.md, "Scoring the student").
+    eval_model: Literal["teacher", "student"] = "teacher"
     grad_clip: float = 0.0  # 0 disables
 
     def __post_init__(self) -> None:
