@@ -44,10 +44,11 @@ def run_one(config: str, overrides: list[str], method: str, count: int | None, s
     start = time.perf_counter()
     result = fit(cfg, data, progress=False, log=lambda _: None)
     ramp_end = cfg.loss.ramp_fraction * cfg.train.epochs
-    by_epoch = [h["train_confident_fraction"] for h in result.history if "train_confident_fraction" in h]
+    confident = [(h["epoch"], h["train_confident_fraction"]) for h in result.history if "train_confident_fraction" in h]
+    by_epoch = [fraction for _, fraction in confident]
     # The mask opens as the teacher grows confident, which it does after the weight's ramp: the minimum after
     # the ramp is the epoch just after it, so the last epoch is reported too (what the term acts with at the end).
-    after_ramp = [h["train_confident_fraction"] for h in result.history if "train_confident_fraction" in h and h["epoch"] > ramp_end]
+    after_ramp = [fraction for epoch, fraction in confident if epoch > ramp_end]
     classes = _class_dice_keys(result.test)
     return {"method": name, "count": count, "n_labeled": len(data.labeled), "split_hash": data.split_hash, "seed": seed,
             "seconds": time.perf_counter() - start, **result.test, "val_dice_fg": result.best_val.get("val_dice_fg"),
