@@ -21,8 +21,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
-def _add_overrides(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. --set train.epochs=3 (repeatable)")
+def _add_overrides(p: argparse.ArgumentParser, example: str = "override a config value, e.g. --set train.epochs=3") -> None:
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=f"{example} (repeatable)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default="results", help="results folder or URI (s3://, gs://); Parquet lands in RESULTS/NAME/")
     p.add_argument("--trials", type=int, default=None, help="override the spec's number of trials")
     p.add_argument("--accept-spec-change", action="store_true", help="with --resume: run the remaining trials with a changed spec (base/overrides/resources), recorded in RESULTS/NAME/spec_changes.yaml")
-    _add_overrides(p)
+    _add_overrides(p, "override a spec value, e.g. --set overrides.train.epochs=8 or --set seeds=[0]")
 
     p = sub.add_parser("report", help="write a Markdown/HTML report with plots from sweep results")
     p.add_argument("results", help="results folder holding <sweep>/trials.parquet")

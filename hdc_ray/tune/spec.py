@@ -273,11 +273,16 @@ def _dotted(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+CONFIG_SECTIONS = ("data", "loss", "model", "train")
+
+
 def _known(section: dict[str, Any], allowed: tuple[str, ...], prefix: str) -> None:
     for key in section:
         if key not in allowed:
             close = difflib.get_close_matches(str(key), allowed, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
+            if not prefix and key in CONFIG_SECTIONS:  # `hdc-ray sweep --set train.epochs=8`: config values live under overrides
+                hint = f" (a config value: write it under overrides, e.g. --set overrides.{key}.<field>=...)"
             raise SpecError(f"unknown key '{prefix}{key}'{hint}; valid keys: {', '.join(allowed)}")
 
 

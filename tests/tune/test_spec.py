@@ -105,6 +105,13 @@ def test_spec_and_config_files_are_told_apart() -> None:
     assert is_spec_file("smoke") and not is_spec_file("tiny")
 
 
+def test_a_config_value_set_on_a_spec_points_to_overrides() -> None:
+    # `hdc-ray sweep loss_weights --set train.epochs=8` is what a user types first
+    with pytest.raises(SpecError, match=r"unknown key 'train'.*--set overrides\.train\.<field>"):
+        load_spec("smoke", ["train.epochs=8"])
+    assert load_spec("smoke", ["overrides.train.epochs=8"]).overrides["train.epochs"] == 8
+
+
 def test_cli_overrides_reach_the_spec() -> None:
     spec = load_spec("smoke", ["search.trials=1"])
     assert spec.trials == 1 and spec.n_trials() == 1
