@@ -241,6 +241,15 @@ def _parse(raw: dict[str, Any], path: str) -> Spec:
     seeds = _seeds(raw.get("seeds", [0]))
     if sampler != "grid" and len(seeds) > 1 and len(objectives) > 1:
         raise SpecError("seeds: several seeds per configuration average one objective; a multi-objective study takes one seed (vary train.seed in the space instead)")
+    scheduler = _scheduler(raw.get("scheduler"), objectives)
+    if sampler != "grid" and len(seeds) > 1 and scheduler.kind == "asha":
+        # Tune runs each seed as its own trial (Repeater), and ASHA ranks trials, not configurations: at a rung a
+        # hard split's trial loses to an easy split's and is stopped, and the configuration's mean then mixes
+        # stopped and finished scores (Ray's Repeater docs: do not combine it with an early-stopping scheduler).
+        raise SpecError(
+            "scheduler: ASHA would stop one split's trial for losing to another split's; with several seeds per "
+            "configuration use scheduler: none (or one seed, e.g. --set seeds=[0])"
+        )
     _check_space_kinds(space, sampler)
     return Spec(
         name=str(raw.get("name") or Path(path).stem),
@@ -257,7 +266,7 @@ def _parse(raw: dict[str, Any], path: str) -> Spec:
         sampler_seed=_int(search.get("seed", 0), "search.seed"),
         trials=_positive(search.get("trials", 10), "search.trials"),
         concurrency=None if search.get("concurrency", "auto") == "auto" else _positive(search["concurrency"], "search.concurrency"),
-        scheduler=_scheduler(raw.get("scheduler"), objectives),
+        scheduler=scheduler,
         resources=_resources(raw.get("resources")),
         raw=raw,
     )

@@ -88,6 +88,7 @@ def test_grid_spec_crosses_variants_and_seeds() -> None:
         (_base(scheduler={"type": "hyperband"}), "ASHA does not"),
         (_base(resources={"driver_cpus": 0}), "driver_cpus"),
         (_base(objectives=[{"metric": "val_dice_fg", "mode": "max"}, {"metric": "label_ratio", "mode": "min"}], seeds=[0, 1]), "one seed"),
+        (_base(seeds=[0, 1, 2], scheduler={"type": "asha", "grace_period": 2}), r"ASHA would stop one split's trial"),
         ({"name": "t", "base": "tiny", "search": {"sampler": "grid"}, "variants": {"x": {"loss.w_pcc": 0}}}, "did you mean 'w_pc'"),
     ],
 )
