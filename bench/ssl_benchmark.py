@@ -12,18 +12,24 @@ deviation over seeds of test foreground Dice and HD95 (best-validation checkpoin
 HDC against each arm on the same splits, HDC's worst class, the confident fraction after the ramp-up, and
 each arm's wall time relative to HDC (same steps, same run). Writes ``OUT/runs.json``, ``OUT/table.md``,
 ``OUT/label_budget.png`` and ``OUT/paired.png`` (the paired differences; default ``results/ssl_benchmark/``);
-``docs/benchmarks.md`` quotes them by hand.
+``docs/benchmarks.md`` quotes them by hand. ``--resume`` keeps a stored run only if it trained the config the
+arm would train now (a fingerprint of the resolved config), so redefining an arm or editing a config reruns it.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hdc_ray.config import Config
 
 METHODS = ("supervised", "supervised_ema", "mean_teacher", "hdc")
 
@@ -32,14 +38,12 @@ def run_one(config: str, overrides: list[str], method: str, count: int | None, s
     """``method`` is a train.method, or an ablation ``name:key=value,key=value`` of HDC."""
     import torch
 
-    from hdc_ray.config import load_config
     from hdc_ray.data import build_data
     from hdc_ray.train.loop import fit
 
     torch.set_num_threads(1)
-    name, _, ablated = method.partition(":")
-    arm = ["train.method=hdc", *ablated.split(",")] if ablated else [f"train.method={method}"]
-    cfg = load_config(config, [*overrides, *arm, *budget_overrides(count), f"train.seed={seed}"])
+    name = method.partition(":")[0]
+    cfg = arm_config(config, overrides, method, count, seed)
     data = build_data(cfg.data)  # cached on disk after the first run: timed apart from training
     start = time.perf_counter()
     result = fit(cfg, data, progress=False, log=lambda _: None)
@@ -50,11 +54,29 @@ def run_one(config: str, overrides: list[str], method: str, count: int | None, s
     # the ramp is the epoch just after it, so the last epoch is reported too (what the term acts with at the end).
     after_ramp = [fraction for epoch, fraction in confident if epoch > ramp_end]
     classes = _class_dice_keys(result.test)
-    return {"method": name, "count": count, "n_labeled": len(data.labeled), "split_hash": data.split_hash, "seed": seed,
+    return {"method": name, "count": count, "n_labeled": len(data.labeled), "split_hash": data.split_hash, "seed": seed, "config_key": config_key(cfg),
             "seconds": time.perf_counter() - start, **result.test, "val_dice_fg": result.best_val.get("val_dice_fg"),
             "best_epoch": result.best_epoch, "min_class_dice": min(result.test[k] for k in classes),
             "min_confident_after_ramp": min(after_ramp) if after_ramp else None,
             "last_confident": by_epoch[-1] if by_epoch else None, "confident_by_epoch": by_epoch}  # fmt: skip
+
+
+def arm_config(config: str, overrides: list[str], method: str, count: int | None, seed: int) -> Config:
+    """The config one run trains: the base, ``--set``, the arm (a method or an HDC ablation), budget and seed."""
+    from hdc_ray.config import load_config
+
+    ablated = method.partition(":")[2]
+    arm = ["train.method=hdc", *ablated.split(",")] if ablated else [f"train.method={method}"]
+    return load_config(config, [*overrides, *arm, *budget_overrides(count), f"train.seed={seed}"])
+
+
+def config_key(cfg: Config) -> str:
+    """A fingerprint of everything a run trains with: --resume keeps a run only while its config is unchanged
+    (an arm redefined under the same name, or an edited packaged config, would otherwise be reused silently)."""
+    from hdc_ray.config import to_dict
+
+    text = json.dumps(to_dict(cfg), sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
 def _class_dice_keys(record: dict) -> list[str]:  # type: ignore[type-arg]
@@ -221,10 +243,9 @@ def main() -> None:
     methods = (*args.methods, *args.ablate)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    wanted = [(args.config, args.overrides, m, c, s) for m, c in arms(args.counts, methods, not args.no_reference) for s in args.seeds]
     runs = _previous_runs(out / "runs.json", args.overrides) if args.resume else []
-    done = {(r["method"], r["count"], r["seed"]) for r in runs}
-    jobs = [(args.config, args.overrides, m, c, s) for m, c in arms(args.counts, methods, not args.no_reference) for s in args.seeds
-            if (m.partition(":")[0], c, s) not in done]  # fmt: skip
+    runs, jobs = _kept_and_todo(runs, wanted)
     print(f"{len(jobs)} runs to do ({len(runs)} kept from {out}/runs.json)" if args.resume else f"{len(jobs)} runs", flush=True)
     start = time.perf_counter()
     with ProcessPoolExecutor(args.jobs) as pool:
@@ -252,6 +273,30 @@ def _previous_runs(path: Path, overrides: list[str]) -> list[dict]:  # type: ign
     if other:
         raise SystemExit(f"{path}: {len(other)} runs were made with other --set values ({other[0].get('overrides')}); pass another --out")
     return runs
+
+
+def _kept_and_todo(runs: list[dict], wanted: list[tuple]) -> tuple[list[dict], list[tuple]]:  # type: ignore[type-arg]
+    """Split the wanted jobs into stored runs to keep and jobs to run. A stored run of the same arm, budget and
+    seed is kept if it trained the same config; one that did not is dropped and rerun (said on stdout). Runs
+    stored before configs were fingerprinted are kept by name, with a warning."""
+    by_key = {(r["method"], r["count"], r["seed"]): r for r in runs}
+    jobs, stale, unchecked = [], [], 0
+    for job in wanted:
+        key = (job[2].partition(":")[0], job[3], job[4])
+        run = by_key.get(key)
+        if run is None:
+            jobs.append(job)
+        elif "config_key" not in run:
+            unchecked += 1
+        elif run["config_key"] != config_key(arm_config(*job)):
+            stale.append(key)
+            jobs.append(job)
+    if stale:
+        print(f"{len(stale)} stored runs trained another config than they would now (arm or config edited): rerun, e.g. {stale[0]}")
+    if unchecked:
+        print(f"warning: {unchecked} stored runs predate config fingerprints: kept by arm name, budget and seed only")
+    gone = set(stale)
+    return [r for r in runs if (r["method"], r["count"], r["seed"]) not in gone], jobs
 
 
 def _save(path: Path, runs: list[dict]) -> None:  # type: ignore[type-arg]

@@ -59,6 +59,20 @@ def test_resume_refuses_runs_made_with_other_settings(tmp_path: Path) -> None:
         bench._previous_runs(path, [])
 
 
+def test_resume_reruns_a_stored_run_whose_arm_or_config_changed(capsys: pytest.CaptureFixture[str]) -> None:
+    bench = _bench()
+    same, redefined, old, new = ("tiny", [], "hdc", 4, 0), ("tiny", [], "x:loss.w_cg=0.5", 4, 0), ("tiny", [], "supervised", 4, 1), ("tiny", [], "hdc", 4, 1)
+    stored = [{"method": "hdc", "count": 4, "seed": 0, "config_key": bench.config_key(bench.arm_config(*same))},
+              {"method": "x", "count": 4, "seed": 0, "config_key": bench.config_key(bench.arm_config("tiny", [], "x:loss.w_cg=0", 4, 0))},
+              {"method": "supervised", "count": 4, "seed": 1}]  # fmt: skip
+    kept, jobs = bench._kept_and_todo(stored, [same, redefined, old, new])
+    assert [r["method"] for r in kept] == ["hdc", "supervised"] and jobs == [redefined, new]
+    out = capsys.readouterr().out
+    assert "1 stored runs trained another config" in out and "1 stored runs predate config fingerprints" in out
+    # the seed is part of the fingerprint's input, the arm's name is not: same arm on another split differs
+    assert bench.config_key(bench.arm_config(*same)) != bench.config_key(bench.arm_config(*new))
+
+
 def test_paired_plot_draws_one_row_per_arm_and_skips_when_nothing_pairs(tmp_path: Path) -> None:
     bench = _bench()
     bench.plot_paired(RUNS, tmp_path / "paired.png", [4], ("supervised", "soft:x=1"), ref="soft")
