@@ -441,7 +441,7 @@ def _sweeps_section(doc: Document, ctx: _Context) -> None:
                 c["early_stopped"],
                 c["failed"],
                 c["running"],
-                best["trial_id"] if best is not None else "–",
+                _best_id(best),
                 _num(best[ctx.select]) if best is not None else "–",
                 _num(best[ctx.metric]) if best is not None else "–",
             ]
@@ -455,11 +455,26 @@ def _sweeps_section(doc: Document, ctx: _Context) -> None:
 
 
 def _best(done: pd.DataFrame, select: str) -> pd.Series | None:
-    """The trial with the best ``select`` (the validation metric): report its test score, never pick by it."""
+    """The trial with the best ``select`` (the validation metric): report its test score, never pick by it.
+
+    Where the sweep ran each configuration on several seeds (splits), the best *configuration* by its mean
+    over them: at a few labels the split moves Dice more than most settings, so the single best trial is
+    the luckiest split. Its row carries the seed-mean of every metric, ``n_seeds`` and ``trial_ids``."""
     if done.empty or done[select].isna().all():
         return None
-    idx = done[select].idxmax() if metric_direction(select) == "max" else done[select].idxmin()
-    return done.loc[idx]
+    settings = varying_config(done)
+    config = done[settings].astype(str).agg("|".join, axis=1) if settings else None
+    if config is None or config.value_counts().max() < 2:
+        idx = done[select].idxmax() if metric_direction(select) == "max" else done[select].idxmin()
+        return done.loc[idx]
+    means = done.groupby(config)[select].mean()
+    rows = done[config == (means.idxmax() if metric_direction(select) == "max" else means.idxmin())].sort_values("seed")
+    best = rows.iloc[0].copy()
+    metrics = metric_columns(rows)
+    best[metrics] = rows[metrics].mean()
+    best["n_seeds"], best["trial_ids"] = len(rows), ", ".join(map(str, rows["trial_id"]))
+    best["per_seed"] = " / ".join(_num(float(v)) for v in rows[select])
+    return best
 
 
 def _best_line(sweep: str, best: pd.Series, done: pd.DataFrame, ctx: _Context) -> str:
@@ -471,11 +486,24 @@ def _best_line(sweep: str, best: pd.Series, done: pd.DataFrame, ctx: _Context) -
         if len(usual) == 1 and not _same(best[col], usual.iloc[0]):
             text += f" (usual {_num(usual.iloc[0])})"
         settings.append(text)
-    head = (
-        f"{sweep}: best trial by {ctx.select} `{best['trial_id']}` ({best['arm']}, {_budget_of(best, ctx)} "
-        f"labelled, seed {best['seed']}): {ctx.select} {_num(best[ctx.select])}, {ctx.metric} {_num(best[ctx.metric])}"
-    )
+    if best.get("n_seeds", 1) > 1:
+        head = (
+            f"{sweep}: best configuration by mean {ctx.select} over {best['n_seeds']} seeds (trials {best['trial_ids']}; "
+            f"{best['arm']}, {_budget_of(best, ctx)} labelled): {ctx.select} {_num(best[ctx.select])} "
+            f"({best['per_seed']}), {ctx.metric} {_num(best[ctx.metric])}"
+        )
+    else:
+        head = (
+            f"{sweep}: best trial by {ctx.select} `{best['trial_id']}` ({best['arm']}, {_budget_of(best, ctx)} "
+            f"labelled, seed {best['seed']}): {ctx.select} {_num(best[ctx.select])}, {ctx.metric} {_num(best[ctx.metric])}"
+        )
     return head + ("; swept settings: " + ", ".join(settings) if settings else "")
+
+
+def _best_id(best: pd.Series | None) -> str:
+    if best is None:
+        return "–"
+    return f"{best['trial_id']} (+{best['n_seeds'] - 1} seeds, mean)" if best.get("n_seeds", 1) > 1 else str(best["trial_id"])
 
 
 def _budget_of(row: pd.Series, ctx: _Context) -> str:
@@ -712,8 +740,9 @@ def _notes(doc: Document, ctx: _Context) -> None:
         [
             "Only trials with status `completed` or `early_stopped` are analysed; `running` and `failed` trials are counted above.",
             f"Confidence intervals: Student-t 95% over seeds (or over pairs for ablations); a cell with one seed says '{NO_CI}'.",
-            f"Selection: 'best' trials, settings and Pareto fronts are chosen on `{ctx.select}` and reported with `{ctx.metric}`.",
-            f"Budgets are {_unit_words(ctx.budget)}s. Labels saved: the smallest budget at which a method's mean "
+            f"Selection: 'best' trials, settings and Pareto fronts are chosen on `{ctx.select}` and reported with `{ctx.metric}`; "
+            "where a sweep repeats each configuration over seeds, its best is the configuration with the best seed-mean.",
+            f"Budgets are given as the {_unit_words(ctx.budget)}. Labels saved: the smallest budget at which a method's mean "
             "curve (linear in log budget between measured budgets, never extrapolated) reaches the other arm's mean score at a "
             "reference budget; saved = 1 - that budget / the reference budget. The interval in the answer "
             f"resamples seeds (= splits, shared by both arms) {ctx.n_boot} times and redoes the same computation.",

@@ -166,6 +166,21 @@ def test_best_is_chosen_on_validation_not_test(results_root: Path, sweep_writer,
     assert re.search(r"hdc\s+0\.765 \(0\.700\)", report.summary)  # mean test, and the val-best trial's test
 
 
+def test_a_sweep_repeating_each_configuration_over_seeds_picks_the_best_seed_mean(results_root: Path, sweep_writer, trial_factory, tmp_path: Path) -> None:
+    """Config `lucky` has the single best trial (val 0.90 on seed 0) but the worse mean (0.90, 0.60); config
+    `steady` (0.80, 0.80) is the better configuration: the report must not pick settings by one split."""
+    rows = []
+    for name, w_cg, vals in (("lucky", 0.5, (0.90, 0.60)), ("steady", 0.1, (0.80, 0.80))):
+        for seed, val in enumerate(vals):
+            row = trial_factory("s", f"{name}{seed}", "hdc", 0.1, seed, val - 0.05, weights=(1.0, w_cg, 0.1))
+            rows.append(row | {"val_dice_fg": val})
+    sweep_writer(results_root, "s", rows)
+    md = build_report(read_results(results_root), tmp_path / "out").markdown.read_text()
+    assert "| steady0 (+1 seeds, mean) | 0.800 | 0.750 |" in md
+    assert "best configuration by mean val_dice_fg over 2 seeds (trials steady0, steady1;" in md and "(0.800 / 0.800)" in md
+    assert "`loss.w_cg=0.100`" in md and "lucky0" not in md.split("## 1.")[0]
+
+
 def test_bad_target_dice(fake_results: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", str(fake_results), "--out", str(tmp_path), "--target-dice", "85"]) == 2
     assert "error: --target-dice 85.0 must lie between 0 and 1" in capsys.readouterr().err
