@@ -463,7 +463,7 @@ def _best(done: pd.DataFrame, select: str) -> pd.Series | None:
     if done.empty or done[select].isna().all():
         return None
     settings = varying_config(done)
-    config = done[settings].astype(str).agg("|".join, axis=1) if settings else None
+    config = done[settings].astype(object).map(str).agg("|".join, axis=1) if settings else None  # NaN too
     if config is None or config.value_counts().max() < 2:
         idx = done[select].idxmax() if metric_direction(select) == "max" else done[select].idxmin()
         return done.loc[idx]

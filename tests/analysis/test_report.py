@@ -173,7 +173,7 @@ def test_a_sweep_repeating_each_configuration_over_seeds_picks_the_best_seed_mea
     for name, w_cg, vals in (("lucky", 0.5, (0.90, 0.60)), ("steady", 0.1, (0.80, 0.80))):
         for seed, val in enumerate(vals):
             row = trial_factory("s", f"{name}{seed}", "hdc", 0.1, seed, val - 0.05, weights=(1.0, w_cg, 0.1))
-            rows.append(row | {"val_dice_fg": val})
+            rows.append(row | {"val_dice_fg": val, "cfg.data.label_count": None if name == "lucky" else 4})  # unset: NaN
     sweep_writer(results_root, "s", rows)
     md = build_report(read_results(results_root), tmp_path / "out").markdown.read_text()
     assert "| steady0 (+1 seeds, mean) | 0.800 | 0.750 |" in md
