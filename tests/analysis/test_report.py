@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from analysis_fakes import POOL
 from matplotlib.image import imread
@@ -179,6 +180,17 @@ def test_a_sweep_repeating_each_configuration_over_seeds_picks_the_best_seed_mea
     assert "| steady0 (+1 seeds, mean) | 0.800 | 0.750 |" in md
     assert "best configuration by mean val_dice_fg over 2 seeds (trials steady0, steady1;" in md and "(0.800 / 0.800)" in md
     assert "`loss.w_cg=0.100`" in md and "lucky0" not in md.split("## 1.")[0]
+
+
+def test_seed_mean_best_groups_configurations_with_an_unset_setting() -> None:
+    """pandas 3 keeps NaN through astype(str): the all-label arm (label_count unset) once crashed the report."""
+    from hdc_ray.analysis.report import _best
+
+    done = pd.DataFrame({"trial_id": list("abcd"), "seed": [0, 1, 0, 1], "val_dice_fg": [0.9, 0.5, 0.8, 0.8],
+                         "test_dice_fg": [0.8, 0.4, 0.7, 0.7], "cfg.data.label_count": [float("nan")] * 2 + [4.0] * 2,
+                         "cfg.train.method": pd.array(["supervised"] * 2 + ["hdc"] * 2, dtype="str")})  # fmt: skip
+    best = _best(done, "val_dice_fg")
+    assert best is not None and best["trial_ids"] == "c, d" and best["test_dice_fg"] == pytest.approx(0.7)
 
 
 def test_bad_target_dice(fake_results: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
