@@ -11,6 +11,7 @@ distribution's bounds, so a typo fails before any cluster starts.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import itertools
 from dataclasses import dataclass, field
@@ -282,7 +283,7 @@ def _dotted(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-CONFIG_SECTIONS = ("data", "loss", "model", "train")
+CONFIG_SECTIONS = tuple(f.name for f in dataclasses.fields(Config))  # data, model, noise, loss, train, eval, dist
 
 
 def _known(section: dict[str, Any], allowed: tuple[str, ...], prefix: str) -> None:

@@ -110,6 +110,8 @@ def test_a_config_value_set_on_a_spec_points_to_overrides() -> None:
     # `hdc-ray sweep loss_weights --set train.epochs=8` is what a user types first
     with pytest.raises(SpecError, match=r"unknown key 'train'.*--set overrides\.train\.<field>"):
         load_spec("smoke", ["train.epochs=8"])
+    with pytest.raises(SpecError, match=r"--set overrides\.noise\.<field>"):
+        load_spec("smoke", ["noise.feature_noise=0.1"])
     assert load_spec("smoke", ["overrides.train.epochs=8"]).overrides["train.epochs"] == 8
 
 
