@@ -456,25 +456,33 @@ def _sweeps_section(doc: Document, ctx: _Context) -> None:
 
 def _best(done: pd.DataFrame, select: str) -> pd.Series | None:
     """The trial with the best ``select`` (the validation metric): report its test score, never pick by it.
-
-    Where the sweep ran each configuration on several seeds (splits), the best *configuration* by its mean
-    over them: at a few labels the split moves Dice more than most settings, so the single best trial is
-    the luckiest split. Its row carries the seed-mean of every metric, ``n_seeds`` and ``trial_ids``."""
+    Where the sweep repeats configurations over seeds, the best configuration by its seed-mean (``_per_configuration``)."""
     if done.empty or done[select].isna().all():
         return None
+    table = _per_configuration(done, select)
+    return table.loc[table[select].idxmax() if metric_direction(select) == "max" else table[select].idxmin()]
+
+
+def _per_configuration(done: pd.DataFrame, select: str) -> pd.DataFrame:
+    """One row per configuration where the sweep ran each on several seeds (splits), else the trials as they are.
+
+    At a few labels the split moves Dice more than most settings, so ranking single trials ranks splits. A
+    configuration's row is its first seed's, with the seed-mean of every metric and of the cost, ``n_seeds``,
+    ``trial_ids`` and ``per_seed`` (its ``select`` values)."""
     settings = varying_config(done)
     config = done[settings].astype(object).map(str).agg("|".join, axis=1) if settings else None  # NaN too
     if config is None or config.value_counts().max() < 2:
-        idx = done[select].idxmax() if metric_direction(select) == "max" else done[select].idxmin()
-        return done.loc[idx]
-    means = done.groupby(config)[select].mean()
-    rows = done[config == (means.idxmax() if metric_direction(select) == "max" else means.idxmin())].sort_values("seed")
-    best = rows.iloc[0].copy()
-    metrics = metric_columns(rows)
-    best[metrics] = rows[metrics].mean()
-    best["n_seeds"], best["trial_ids"] = len(rows), ", ".join(map(str, rows["trial_id"]))
-    best["per_seed"] = " / ".join(_num(float(v)) for v in rows[select])
-    return best
+        return done.assign(n_seeds=1)
+    rows = []
+    for _, trials in done.groupby(config, sort=False):
+        trials = trials.sort_values("seed")
+        row = trials.iloc[0].copy()
+        means = [c for c in (*metric_columns(trials), COST) if c in trials.columns]
+        row[means] = trials[means].apply(pd.to_numeric, errors="coerce").mean()
+        row["n_seeds"], row["trial_ids"] = len(trials), ", ".join(map(str, trials["trial_id"]))
+        row["per_seed"] = " / ".join(_num(float(v)) for v in trials[select])
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _best_line(sweep: str, best: pd.Series, done: pd.DataFrame, ctx: _Context) -> str:
@@ -669,15 +677,18 @@ def _pareto_section(doc: Document, ctx: _Context) -> None:
         raise AnalysisError(f"no finished trial records `{COST}`, the cost objective")
     sel = ctx.select  # the front is chosen on validation, like every "best"; test is reported
     objectives = {sel: metric_direction(sel), other: "min"}
-    table = pareto_front(ctx.done, objectives, keep_all=True)
+    per_config = _per_configuration(ctx.done, sel)
+    repeated = bool((per_config["n_seeds"] > 1).any())
+    table = pareto_front(per_config, objectives, keep_all=True)
     src = ctx.plot(
         "pareto", lambda p: plots.plot_pareto(table, other, sel, objectives, p, group="group", unit=ctx.unit, colours=ctx.colours)
     )
     doc.image("Pareto front", src)
     front = table[table["on_front"]].sort_values(sel, ascending=objectives[sel] == "min")
+    what = "configurations (each the mean over its seeds)" if repeated else "finished trials"
     doc.paragraph(
         f"Objectives: {sel} ({objectives[sel]}), {other} (min). {len(front)} of "
-        f"{len(table)} finished trials are Pareto-optimal on them: no other trial is both better and "
+        f"{len(table)} {what} are Pareto-optimal on them: no other is both better and "
         f"cheaper. Their settings, with the reported {ctx.metric}:"
     )
     shown = [c for c in varying_config(ctx.done) if c not in ("cfg.train.method", "cfg.data.label_ratio")][:6]
@@ -687,7 +698,7 @@ def _pareto_section(doc: Document, ctx: _Context) -> None:
         [
             [
                 r["sweep"],
-                r["trial_id"],
+                _best_id(r),
                 r["group"],
                 _budget_of(r, ctx),
                 _num(r[sel]),

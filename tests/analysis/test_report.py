@@ -180,6 +180,8 @@ def test_a_sweep_repeating_each_configuration_over_seeds_picks_the_best_seed_mea
     assert "| steady0 (+1 seeds, mean) | 0.800 | 0.750 |" in md
     assert "best configuration by mean val_dice_fg over 2 seeds (trials steady0, steady1;" in md and "(0.800 / 0.800)" in md
     assert "`loss.w_cg=0.100`" in md and "lucky0" not in md.split("## 1.")[0]
+    pareto = md.split("## 3.")[1].split("## ")[0]  # the front is over configurations too, not over splits
+    assert "of 2 configurations (each the mean over its seeds)" in pareto and "| steady0 (+1 seeds, mean) |" in pareto and "lucky" not in pareto
 
 
 def test_seed_mean_best_groups_configurations_with_an_unset_setting() -> None:
