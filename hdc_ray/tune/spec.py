@@ -11,10 +11,9 @@ distribution's bounds, so a typo fails before any cluster starts.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -283,7 +282,7 @@ def _dotted(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-CONFIG_SECTIONS = tuple(f.name for f in dataclasses.fields(Config))  # data, model, noise, loss, train, eval, dist
+CONFIG_SECTIONS = tuple(f.name for f in fields(Config))  # data, model, noise, loss, train, eval, dist
 
 
 def _known(section: dict[str, Any], allowed: tuple[str, ...], prefix: str) -> None:
