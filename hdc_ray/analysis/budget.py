@@ -249,7 +249,7 @@ def match_interval(
         ok = ~np.isnan(met_means[i])
         if math.isnan(target) or not ok.any():
             continue
-        found[i] = _crossing(met_b[ok], sign * met_means[i][ok], sign * target)
+        found[i] = crossing(met_b[ok], sign * met_means[i][ok], sign * target)
     valid = found[~np.isnan(found)]
     if not len(valid):
         return MatchInterval(math.nan, math.nan, 0.0, len(seeds), n_boot, confidence)
@@ -334,7 +334,7 @@ def _log(b: np.ndarray | float) -> np.ndarray:
     return np.log(np.maximum(np.asarray(b, dtype=float), 1e-12))
 
 
-def _crossing(b: np.ndarray, m: np.ndarray, target: float) -> float:
+def crossing(b: np.ndarray, m: np.ndarray, target: float) -> float:
     """Smallest budget where ``m`` (larger is better) reaches ``target``, linear in log(budget); inf if never."""
     if m[0] >= target:
         return float(b[0])
@@ -348,7 +348,7 @@ def _crossing(b: np.ndarray, m: np.ndarray, target: float) -> float:
 def _first_crossing(rows: pd.DataFrame, target: float, sign: float, unit: str) -> tuple[float, str]:
     """Smallest budget where ``sign * mean`` reaches ``target`` (linear in log budget between measured points)."""
     b, m = rows["budget"].to_numpy(float), sign * rows["mean"].to_numpy(float)
-    found = _crossing(b, m, target)
+    found = crossing(b, m, target)
     if found == b[0]:
         return found, "already at its smallest measured budget, so it may need fewer"
     if math.isinf(found):

@@ -24,17 +24,13 @@ import pandas as pd
 
 from hdc_ray.analysis import plots
 from hdc_ray.analysis.ablation import ablation_table
-from hdc_ray.analysis.advisor import ROUGH_SEEDS, labels_needed
+from hdc_ray.analysis.answer import Answer, SweepHint, advise, build_answer
 from hdc_ray.analysis.budget import (
-    LabelsSaved,
-    MatchInterval,
     budget_column,
     curve_unit,
     fmt_budget,
     fmt_pct,
     label_budget_curve,
-    labels_saved,
-    match_interval,
 )
 from hdc_ray.analysis.curves import learning_curves
 from hdc_ray.analysis.document import Document
@@ -167,9 +163,9 @@ class _Context:
     plots: dict[str, Path] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     curve: pd.DataFrame | None = None
-    saved_lines: list[str] = field(default_factory=list)
     answer_lines: list[str] = field(default_factory=list)
-    advice: pd.DataFrame | None = None
+    answer: Answer | None = None
+    advice_error: str = ""
 
     @classmethod
     def create(cls, results: Results, out: Path, metric: str | None, target: float | None = None, n_boot: int = N_BOOT) -> _Context:
@@ -238,19 +234,20 @@ def _guarded(doc: Document, ctx: _Context, key: str, section: Callable[[Document
 
 
 def _answer(doc: Document, ctx: _Context) -> None:
-    """The study's answer first: labels saved against supervised, the curve beside it, the advisor."""
+    """The study's answer first (paired over splits, every budget; see ``answer.py``), the curve beside it."""
     doc.heading("Answer")
     try:
         ctx.curve = _budget_curves(ctx)[0]
-        ctx.answer_lines = _answer_lines(ctx)
+        ctx.answer = build_answer(ctx.done, ctx.metric, history=ctx.results.history, sweep_hint=_hint(ctx))
     except AnalysisError as exc:
         ctx.answer_lines = [f"No answer from these results: {exc}."]
-    if ctx.target is not None:
+    if ctx.answer is not None and ctx.target is not None:
         try:
-            ctx.advice = labels_needed(ctx.done, ctx.target, ctx.metric, arm_col="group", n_boot=ctx.n_boot, seed=0)
-            ctx.answer_lines += _advice_lines(ctx.advice)
+            ctx.answer = replace(ctx.answer, advice=advise(ctx.done, ctx.metric, ctx.target, arm_col="group", n_boot=ctx.n_boot, hint=_hint(ctx)))
         except AnalysisError as exc:
-            ctx.answer_lines.append(f"Labels needed for {metric_label(ctx.metric)} {ctx.target:.3g}: not answered: {exc}.")
+            ctx.advice_error = f"Labels needed for {metric_label(ctx.metric)} {ctx.target:.3g}: not answered: {exc}."
+    if ctx.answer is not None:
+        ctx.answer_lines = ctx.answer.lines() + ([ctx.advice_error] if ctx.advice_error else [])
     doc.bullets(ctx.answer_lines)
     if ctx.curve is not None:
         curves = _budget_curves(ctx)
@@ -261,110 +258,28 @@ def _answer(doc: Document, ctx: _Context) -> None:
         doc.image("label-budget curve", src)
 
 
-def _answer_lines(ctx: _Context) -> list[str]:
-    lines = []
-    for task, done in _by_task(ctx.done):
-        prefix = f"{task}: " if task else ""
-        curve = label_budget_curve(done, ctx.metric)
-        arms = set(curve["arm"])
-        methods = sorted(a for a in arms - {BASELINE} if a in set(done["method"]))
-        if BASELINE not in arms:
-            lines.append(
-                prefix + f"No supervised arm in these results ({', '.join(sorted(arms))}), so the labels a method saves "
-                "cannot be measured: run the supervised baseline at the same budgets."
-            )
-            continue
-        if not methods:
-            lines.append(prefix + "Only the supervised baseline was run: there is no semi-supervised method to compare it with.")
-            continue
-        lines += [prefix + _headline(done, curve, m, ctx) for m in methods]
-    return lines
-
-
-def _headline(done: pd.DataFrame, curve: pd.DataFrame, method: str, ctx: _Context) -> str:
-    """``hdc with 8 labelled images reaches the Dice supervised reaches with 24 (-67% annotation; ...)``.
-
-    The budget shown is the method's smallest one (below the largest supervised budget, the full-pool
-    reference) at which the supervised curve crosses its score inside the measured range; when none
-    does, what happened at its smallest budget.
-    """
-    unit = curve_unit(curve)
-    top = curve.loc[curve["arm"] == BASELINE, "budget"].max()
-    budgets = sorted(b for b in curve.loc[curve["arm"] == method, "budget"] if b < top) or [
-        curve.loc[curve["arm"] == method, "budget"].min()
-    ]
-    results = [labels_saved(curve, method, b, BASELINE) for b in budgets]
-    chosen = next((r for r in results if r.reached and not r.note), None)
-    seeds = int(done["seed"].nunique())
-    caveat = "" if seeds > 1 else f" ({_interval_words(MatchInterval(math.nan, math.nan, math.nan, seeds, 0, 0.95), 0, unit)})"
-    if chosen is None:
-        never = next((r for r in results if not r.reached and not math.isnan(r.target)), None)
-        if never is not None:
-            return (
-                f"{method} with {_labelled(never.reference_budget, unit)} reaches {ctx.label} {never.target:.3f}, "
-                f"which supervised does not reach at any measured budget: {never.note}{caveat}."
-            )
-        r = results[0]
-        return (
-            f"{method} saves no labels at the measured budgets: supervised already matches its {ctx.label} at "
-            f"each of them ({method} with {_labelled(r.reference_budget, unit)}: {_num(r.target)}){caveat}."
-        )
-    b, b_sup = chosen.reference_budget, chosen.budget
-    head = (
-        f"**{method} with {_labelled(b, unit)} reaches a {ctx.label} of {chosen.target:.3f}, which supervised "
-        f"reaches with {_labelled(b_sup, unit)}: {b / b_sup - 1:+.0%} annotation**"
-    )
-    if b >= b_sup:  # say it in words: a "+9% annotation" reads like a saving at a glance
-        head = (
-            f"**{method} saves no labels here: with {_labelled(b, unit)} it reaches a {ctx.label} of {chosen.target:.3f}, "
-            f"which supervised reaches with {_labelled(b_sup, unit)} ({b / b_sup - 1:+.0%} annotation)**"
-        )
-    interval = match_interval(done, ctx.metric, method, b, BASELINE, n_boot=ctx.n_boot, seed=0)
-    return f"{head} ({_interval_words(interval, b, unit)})."
-
-
-def _labelled(budget: float, unit: str) -> str:
-    """``8 labelled images``, ``~24 labelled images`` (interpolated) or ``10% labels``."""
-    if unit != "n_labeled":
-        return f"{fmt_pct(budget)} labels"
-    return fmt_budget(budget, unit).replace(" images", " labelled images")
-
-
-def _interval_words(iv: MatchInterval, budget: float, unit: str) -> str:
-    if iv.n_seeds < 2 or math.isnan(iv.low):
-        return f"{iv.n_seeds} seed (split) only, so no interval: run 2 or more seeds to see how much this varies"
-    pct = f"{iv.confidence:.0%} bootstrap interval over {iv.n_seeds} seeds" + (", rough with so few" if iv.n_seeds < ROUGH_SEEDS else "")
-    if math.isinf(iv.high):
-        return (
-            f"{pct}: supervised needs {fmt_budget(iv.low, unit)} to more than it was measured with "
-            f"(in {1 - iv.reached:.0%} of resamples it never matches), i.e. {budget / iv.low - 1:+.0%} annotation or better"
-        )
-    return (
-        f"{pct}: supervised needs {fmt_budget(iv.low, unit)} to {fmt_budget(iv.high, unit)}, "
-        f"i.e. {budget / iv.low - 1:+.0%} to {budget / iv.high - 1:+.0%} annotation"
-    )
-
-
-def _advice_lines(advice: pd.DataFrame) -> list[str]:
-    """One sentence per fitted arm; arms with too few budgets (ablation variants) in one closing line."""
-    lines = [str(r["sentence"]) + "." for _, r in advice.iterrows() if r["where"] != "not fitted"]
-    unfitted = advice.loc[advice["where"] == "not fitted", "arm"].astype(str).tolist()
-    if unfitted:
-        lines.append(f"No learning curve for {', '.join(unfitted)}: fewer than 3 measured budgets.")
-    return lines
+def _hint(ctx: _Context) -> SweepHint:
+    """What the answer's commands name: the stored spec of the (first) sweep, its name, the results folder."""
+    sweep = ctx.results.sweeps[0] if ctx.results.sweeps else "study"
+    source = ctx.results.source
+    stored = Path(source) / sweep / "spec.yaml"
+    spec = str(stored) if "://" not in source and stored.is_file() else "study"
+    epochs = pd.to_numeric(ctx.done.get("cfg.train.epochs"), errors="coerce") if "cfg.train.epochs" in ctx.done else None
+    return SweepHint(spec, sweep, source, int(epochs.mode().iloc[0]) if epochs is not None and epochs.notna().any() else None)
 
 
 def _advisor_section(doc: Document, ctx: _Context) -> None:
     if ctx.target is None:
         doc.paragraph("Not asked: pass `--target-dice 0.85` (any Dice) to get how many labelled images each method needs to reach it.")
         return
-    if ctx.advice is None:
-        raise AnalysisError("; ".join(line for line in ctx.answer_lines if "not answered" in line) or "no advice")
-    fitted = ctx.advice[ctx.advice["where"] != "not fitted"]
+    if ctx.answer is None or ctx.answer.advice is None:
+        raise AnalysisError(ctx.advice_error or "no advice")
+    advice = ctx.answer.advice.table
+    fitted = advice[advice["where"] != "not fitted"]
     if fitted.empty:
         raise AnalysisError("no arm has the 3 or more distinct budgets a learning curve needs")
     points = ctx.done.assign(arm=ctx.done["group"])
-    src = ctx.plot("labels_needed", lambda p: plots.plot_labels_needed(points, ctx.advice, p, colours=ctx.colours))
+    src = ctx.plot("labels_needed", lambda p: plots.plot_labels_needed(points, advice, p, colours=ctx.colours))
     doc.image("labels needed", src)
     doc.paragraph(
         f"Per arm, `{ctx.metric}` of every finished trial is fitted with the saturating learning curve "
@@ -540,8 +455,15 @@ def _budget_section(doc: Document, ctx: _Context) -> None:
     ctx.curve = curve
     if "label_budget" in ctx.plots:
         doc.paragraph("The label-budget curve is the figure at the top; dots are single trials (seeds).")
-    ctx.saved_lines = _labels_saved_lines(ctx)
-    doc.bullets(ctx.saved_lines or ["No supervised baseline and method measured on a common budget range: labels saved not computed."])
+    paired = _paired_rows(ctx)
+    if paired:
+        doc.paragraph(
+            f"Paired on the labelled split (every arm of a seed trains on the same labelled images): {ctx.label} of the arm "
+            "minus supervised, in Dice points, with a Student-t 95% interval over splits (none under 3 splits)."
+        )
+        doc.table(["arm", "labelled", "splits", "arm", "supervised", "difference", "95% interval", "ahead", "per split", "verdict", "supervised needs (95%)"], paired)
+    else:
+        doc.bullets(["No supervised baseline and method measured on a common budget: no paired comparison."])
     budgets = sorted(curve["budget"].unique())
     unit = curve_unit(curve)
     doc.paragraph(f"Mean {ctx.label} ± 95% CI half-width over seeds (number of seeds), per {_unit_words(unit)}:")
@@ -552,35 +474,22 @@ def _budget_section(doc: Document, ctx: _Context) -> None:
         doc.table(*per_class)
 
 
-def _labels_saved_lines(ctx: _Context) -> list[str]:
-    """Headline answers: each method vs the supervised baseline, per task."""
-    lines = []
-    for task, done in _by_task(ctx.done):
-        curve = label_budget_curve(done, ctx.metric)
-        arms = set(curve["arm"])
-        if BASELINE not in arms:
-            continue
-        prefix = f"{task}: " if task else ""
-        base_budgets = sorted(curve.loc[curve["arm"] == BASELINE, "budget"])
-        methods = sorted(a for a in arms - {BASELINE} if a in set(done["method"]))
-        for m in methods:
-            top = labels_saved(curve, BASELINE, base_budgets[-1], m)
-            lines.append(prefix + top.sentence() + ".")
-            low = min(curve.loc[curve["arm"] == m, "budget"])
-            back = labels_saved(curve, m, low, BASELINE)
-            lines.append(prefix + _reverse_sentence(back) + ".")
-    return lines
-
-
-def _reverse_sentence(r: LabelsSaved) -> str:
-    """``supervised needs ~28 images to match hdc@10 images (...): hdc uses 64% fewer labels``."""
-    head = f"{r.reference}@{fmt_budget(r.reference_budget, r.unit)} ({metric_label(r.metric)} {_num(r.target)})"
-    if not r.reached:
-        return f"{r.method} never matches {head}: {r.note}"
-    share = 1 - r.reference_budget / r.budget
-    verdict = f"{r.reference} uses {share:.0%} fewer labels" if share >= 0 else f"{r.reference} needs more labels"
-    amount = fmt_budget(r.budget, r.unit) if r.unit == "n_labeled" else f"{fmt_pct(r.budget)} labels"
-    return f"{r.method} needs {amount} to match {head}: {verdict}" + (f" ({r.note})" if r.note else "")
+def _paired_rows(ctx: _Context) -> list[list[str]]:
+    """The answer's evidence, one row per (arm, budget): what every headline number rests on."""
+    if ctx.answer is None:
+        return []
+    rows = []
+    for arm in ctx.answer.arms:
+        for d, s in zip(arm.differences, arm.saved, strict=True):
+            low, high = d.interval
+            m_low, m_high = s.matched_interval
+            rows.append([
+                f"{arm.task}: {arm.arm}" if arm.task else arm.arm, fmt_budget(d.budget, d.unit), str(d.n), _num(d.arm_mean), _num(d.baseline_mean),
+                f"{100 * d.mean:+.1f}", f"{100 * low:+.1f} to {100 * high:+.1f}" if not math.isnan(low) else "–",
+                f"{d.ahead} of {d.n}", " / ".join(f"{100 * x:+.1f}" for x in d.per_split), d.verdict,
+                f"{s.matched_mean:.1f} ({m_low:.1f} to {m_high:.1f})" if s.measurable else "–",
+            ])  # fmt: skip
+    return rows
 
 
 def _by_task(done: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -775,7 +684,6 @@ def _terminal_summary(ctx: _Context, md: Path, page: Path) -> str:
     lines += [f"  {line.replace('**', '')}" for line in ctx.answer_lines]
     if ctx.curve is not None:
         lines += _budget_grid(ctx)
-    lines += [f"  {line}" for line in ctx.saved_lines[:4]]
     lines += [f"  note: {key} skipped: {why}" for key, why in ctx.skipped.items()]
     lines.append(f"report: {md} (html: {page.name}, {len(ctx.plots)} plots)")
     return "\n".join(lines)

@@ -9,7 +9,18 @@ import pandas as pd
 import pytest
 
 from hdc_ray.analysis import AnalysisError
-from hdc_ray.analysis.advisor import BELOW, BEYOND, INSIDE, NEVER, fit_learning_curve, labels_for, labels_needed, power_law
+from hdc_ray.analysis.advisor import (
+    BELOW,
+    BEYOND,
+    INSIDE,
+    NEVER,
+    TOO_FAR,
+    UNIDENTIFIED,
+    fit_learning_curve,
+    labels_for,
+    labels_needed,
+    power_law,
+)
 
 A, B, C = 0.88, 0.7, 0.6  # dice(n) = 0.88 - 0.7 n^-0.6: 0.60 at 4 images, 0.80 at ~37
 BUDGETS = (4, 8, 16, 32, 64)  # labelled images; the largest plays the 100% reference
@@ -67,12 +78,55 @@ def test_labels_needed_matches_the_inverse_inside_the_measured_budgets() -> None
     assert "95% interval over 5 seeds:" in row["sentence"]
 
 
-def test_target_beyond_the_largest_budget_is_flagged_as_extrapolation() -> None:
-    (row,) = labels_needed(_trials(), target=0.86, n_boot=100).to_dict("records")
-    truth = _inverse(0.86)  # ~376 images, measured up to 64
-    assert row["where"] == BEYOND and row["extrapolated"] and row["reachable"]
-    assert row["n_needed"] == pytest.approx(truth, rel=0.35)
-    assert "EXTRAPOLATED beyond the largest measured budget (64)" in row["sentence"]
+def test_target_beyond_the_largest_budget_is_flagged_as_extrapolation_and_its_interval_widened() -> None:
+    trials = _trials(budgets=(4, 8, 16, 32))  # 0.80 needs ~37 images: beyond 32, within 2x of it
+    (plain,) = labels_needed(trials, target=0.8, n_boot=100, error_factor=1.0).to_dict("records")
+    (wide,) = labels_needed(trials, target=0.8, n_boot=100, error_factor=1.5).to_dict("records")
+    assert plain["where"] == BEYOND and plain["extrapolated"] and plain["reachable"] and not plain["refused"]
+    assert plain["n_needed"] == pytest.approx(_inverse(0.8), rel=0.35)
+    assert "EXTRAPOLATED beyond the largest measured budget (32)" in plain["sentence"]
+    assert wide["low"] == pytest.approx(plain["low"] / 1.5) and wide["high"] == pytest.approx(plain["high"] * 1.5)
+    assert "widened x1.5" in wide["sentence"]
+
+
+def test_no_answer_past_twice_the_largest_measured_budget() -> None:
+    (row,) = labels_needed(_trials(), target=0.86, n_boot=50).to_dict("records")  # truth ~376, measured up to 64
+    assert row["where"] == TOO_FAR and row["refused"] and row["extrapolated"]
+    assert "not answered" in row["sentence"] and "more than 2x the largest measured budget (64)" in row["sentence"]
+    assert "needs ~" not in row["sentence"]
+
+
+def test_an_extrapolation_from_a_fit_at_its_bound_is_refused_as_unidentified() -> None:
+    # A straight line in log n never saturates: the asymptote runs to its bound 1.
+    rows = [{"status": "completed", "method": "hdc", "label_ratio": n / 64, "n_labeled": n, "seed": s,
+             "test_dice_fg": 0.5 + 0.08 * math.log2(n / 4) + 0.005 * s} for s in range(3) for n in (4, 8, 16)]  # fmt: skip
+    (row,) = labels_needed(pd.DataFrame(rows), target=0.7, n_boot=50).to_dict("records")
+    assert row["a"] > 0.999 and row["at_bound"]
+    assert row["where"] == UNIDENTIFIED and row["refused"]
+    assert "not identified" in row["sentence"] and "at its bound 1" in row["sentence"]
+    (inside,) = labels_needed(pd.DataFrame(rows), target=0.6, n_boot=50).to_dict("records")  # inside 4-16: still answered
+    assert inside["where"] == INSIDE and not inside["refused"]
+
+
+def test_a_known_ceiling_caps_the_asymptote() -> None:
+    free = labels_needed(_trials(), target=0.85, n_boot=30).iloc[0]
+    capped = labels_needed(_trials(), target=0.85, n_boot=30, ceiling=0.84).iloc[0]
+    assert free["a"] == pytest.approx(A, abs=0.02) and free["where"] != NEVER
+    # the arm's own best mean (~0.83 at 64) is below 0.84, so the cap is the ceiling itself
+    assert capped["a"] <= 0.84 + 1e-9 and capped["where"] == NEVER
+    assert "even all labels reach only 0.840" in capped["sentence"]
+
+
+def test_the_ceiling_never_cuts_below_what_the_arm_measured() -> None:
+    capped = labels_needed(_trials(), target=0.7, n_boot=30, ceiling=0.5).iloc[0]
+    best = _trials().groupby("n_labeled")["test_dice_fg"].mean().max()
+    assert capped["ceiling"] == pytest.approx(best) and capped["a"] <= best + 1e-9
+
+
+def test_fewer_than_three_seeds_give_no_interval() -> None:
+    (row,) = labels_needed(_trials(seeds=2), target=0.8, n_boot=50).to_dict("records")
+    assert math.isnan(row["low"]) and math.isnan(row["high"]) and row["n_boot"] == 0
+    assert "2 seed(s): no interval (it needs 3 splits)" in row["sentence"]
 
 
 def test_target_below_the_smallest_budget_is_flagged() -> None:
@@ -101,7 +155,7 @@ def test_one_arm_per_row_and_too_few_budgets_are_skipped() -> None:
 def test_one_seed_gives_an_answer_without_interval() -> None:
     (row,) = labels_needed(_trials(seeds=1), target=0.8).to_dict("records")
     assert row["n_needed"] == pytest.approx(_inverse(0.8), rel=0.15) and math.isnan(row["low"])
-    assert "1 seed: no interval" in row["sentence"]
+    assert "1 seed(s): no interval" in row["sentence"]
 
 
 def test_same_seed_same_interval() -> None:
