@@ -215,7 +215,7 @@ def load_spec(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] =
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: the top level must be a mapping")
     if overrides:
-        raw = apply_overrides(raw, overrides)
+        raw = _apply_spec_overrides(raw, overrides)
     if isinstance(raw.get("overrides"), dict):  # `--set overrides.data.root=/x` nests; the spec keeps dotted keys
         raw["overrides"] = _dotted(raw["overrides"])
     try:
@@ -224,6 +224,32 @@ def load_spec(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] =
     except (ConfigError, SpecError) as exc:
         raise SpecError(f"{path}: {exc}") from None
     return spec
+
+
+def _apply_spec_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``--set`` on a spec. Inside ``space`` and ``variants`` the keys are themselves dotted config keys, so
+    ``space.data.label_count.grid=[2, 4]`` sets the grid of ``data.label_count`` (the last part names the
+    distribution) and ``variants.hdc.loss.w_cg=0`` one value of variant ``hdc``; everything else nests as usual."""
+    plain, out = [], dict(raw)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        head, _, rest = key.strip().partition(".")
+        if not sep or head not in ("space", "variants") or not rest:
+            plain.append(item)
+            continue
+        value = yaml.safe_load(text) if text.strip() else None
+        section = dict(out.get(head) or {})
+        if head == "space":
+            *name, last = rest.split(".")
+            if last in DISTRIBUTIONS and name:
+                section[".".join(name)] = {last: value}
+            else:
+                section[rest] = value
+        else:
+            variant, _, dotted = rest.partition(".")
+            section[variant] = {**(section.get(variant) or {}), dotted: value} if dotted else value
+        out[head] = section
+    return apply_overrides(out, plain) if plain else out
 
 
 def _parse(raw: dict[str, Any], path: str) -> Spec:
@@ -393,7 +419,8 @@ def _check_exclude(spec: Spec) -> None:
             if key not in axes:
                 raise SpecError(f"exclude[{i}].{key}: not a grid axis; axes are {sorted(axes)}")
             if value not in axes[key]:
-                raise SpecError(f"exclude[{i}].{key}: {value!r} is not one of the grid values {axes[key]}")
+                raise SpecError(f"exclude[{i}].{key}: {value!r} is not one of the grid values {axes[key]} (after changing the grid, "
+                                "set the exclusions to match, e.g. --set 'exclude=[]' when no cell needs leaving out)")
     if not spec.grid_cells():
         raise SpecError("exclude: every grid cell is excluded; nothing would run")
 
