@@ -211,7 +211,7 @@ class Answer:
 
 
 def build_answer(trials: pd.DataFrame, metric: str, *, history: pd.DataFrame | None = None, arm_col: str = "arm",
-                 sweep_hint: SweepHint | None = None) -> Answer:  # fmt: skip
+                 sweep_hint: SweepHint | None = None, baseline: str = BASELINE) -> Answer:  # fmt: skip
     """The answer from finished trials: paired evidence per task, arm and budget, and the headline."""
     done = with_arm(require_metric(trials, metric))
     done["label_ratio"] = normalise_ratio(done["label_ratio"])
@@ -219,7 +219,7 @@ def build_answer(trials: pd.DataFrame, metric: str, *, history: pd.DataFrame | N
     sign = 1.0 if metric_direction(metric) == "max" else -1.0
     arms, problems = [], []
     for task, rows in _by_task(done):
-        found, why = _task_arms(rows, task, metric, unit, sign, arm_col)
+        found, why = _task_arms(rows, task, metric, unit, sign, arm_col, baseline)
         arms += found
         problems += why
     convergence = tuple(_convergence(done, history, unit, arm_col))
@@ -228,15 +228,15 @@ def build_answer(trials: pd.DataFrame, metric: str, *, history: pd.DataFrame | N
     return Answer(metric, tuple(arms), convergence, compute_words(done), headline, tuple(next_steps(arms, convergence, hint, done)), tuple(problems))
 
 
-def _task_arms(rows: pd.DataFrame, task: str, metric: str, unit: str, sign: float, arm_col: str) -> tuple[list[ArmAnswer], list[str]]:
+def _task_arms(rows: pd.DataFrame, task: str, metric: str, unit: str, sign: float, arm_col: str, baseline: str = BASELINE) -> tuple[list[ArmAnswer], list[str]]:
     present = set(rows[arm_col])
-    if BASELINE not in present:
+    if baseline not in present:
         return [], [f"{_task(task)}No supervised arm in these results ({', '.join(sorted(present))}): the labels a method saves cannot be measured; run the supervised baseline at the same budgets."]
-    methods = sorted(a for a in present - {BASELINE} if a in set(rows["method"]))  # ablation variants are not methods
+    methods = sorted(a for a in present - {baseline} if a in set(rows["method"]) or baseline != BASELINE)  # ablation variants are not methods
     if not methods:
         return [], [f"{_task(task)}Only the supervised baseline was run: there is no semi-supervised method to compare it with."]
     table = _split_table(rows, metric, unit, arm_col)
-    return [_arm_answer(table, task, m, unit, sign) for m in methods], []
+    return [_arm_answer(table, task, m, unit, sign, baseline) for m in methods], []
 
 
 def _split_table(rows: pd.DataFrame, metric: str, unit: str, arm_col: str) -> pd.DataFrame:
@@ -244,8 +244,8 @@ def _split_table(rows: pd.DataFrame, metric: str, unit: str, arm_col: str) -> pd
     return rows.pivot_table(index=[arm_col, unit], columns="seed", values=metric, aggfunc="mean").rename_axis(index=["arm", "budget"])
 
 
-def _arm_answer(table: pd.DataFrame, task: str, arm: str, unit: str, sign: float) -> ArmAnswer:
-    base = table.loc[BASELINE]
+def _arm_answer(table: pd.DataFrame, task: str, arm: str, unit: str, sign: float, baseline: str = BASELINE) -> ArmAnswer:
+    base = table.loc[baseline]
     own = table.loc[arm]
     diffs, saved = [], []
     for budget in sorted(b for b in own.index if b in base.index):
@@ -312,7 +312,7 @@ def compute_words(done: pd.DataFrame) -> str:
     if steps.nunique() > 1:
         return f"{steps.min()}-{steps.max()} training steps per trial (several schedules mixed{batch})"
     epochs, iters = int(done[cols[0]].mode().iloc[0]), int(done[cols[1]].mode().iloc[0])
-    return f"{int(steps.iloc[0])} training steps per trial ({epochs} epochs x {iters} iterations{batch})"
+    return f"{int(steps.iloc[0])} training steps per trial ({epochs} epoch{'s' * (epochs != 1)} x {iters} iterations{batch})"
 
 
 def _convergence(done: pd.DataFrame, history: pd.DataFrame | None, unit: str, arm_col: str) -> list[Convergence]:
@@ -351,6 +351,7 @@ class SweepHint:
     sweep: str = "study"
     results: str = "results"
     epochs: int | None = None
+    max_seeds: int | None = None  # a study run in rounds (``stopping``): more splits = a higher max_seeds on --resume
 
 
 def next_steps(arms: Sequence[ArmAnswer], convergence: Sequence[Convergence], hint: SweepHint, done: pd.DataFrame) -> list[str]:
@@ -364,22 +365,66 @@ def next_steps(arms: Sequence[ArmAnswer], convergence: Sequence[Convergence], hi
         name = f"{hint.sweep}-splits-{new[0]}-{new[-1]}"
         budgets = sorted({d.budget for d in open_}) or sorted({d.budget for a in few for d in a.differences})
         what = "decide" if open_ else f"confirm on {MIN_CONCLUSION_SPLITS} or more splits"
+        if hint.max_seeds is not None:
+            more = hint.max_seeds + ADD_SPLITS
+            lines.append(f"To {what} them: let the study run more rounds: `{_cmd(hint, hint.sweep, [f'stopping.max_seeds={more}'], resume=True)}`.")
+            return lines + _longer(convergence, hint)
         lines.append(
             f"To {what} {_budget_range(budgets, open_[0].unit if open_ else few[0].differences[0].unit)}: add {ADD_SPLITS} splits "
             f"(seeds {new[0]}-{new[-1]}), then report both sweeps together: `{_cmd(hint, name, [f'seeds={new}'])}` and "
             f"`hdc-ray report {shlex.quote(hint.results)} --sweep {hint.sweep} --sweep {name}`."
         )
-    if any(c.still_rising for c in convergence) and hint.epochs:
-        longer = math.ceil(hint.epochs * 2.5)
-        lines.append(f"To see whether longer training changes the answer: `{_cmd(hint, f'{hint.sweep}-{longer}ep', [f'overrides.train.epochs={longer}'])}`.")
-    return lines
+    return lines + _longer(convergence, hint)
 
 
-def _cmd(hint: SweepHint, name: str, sets: list[str]) -> str:
-    parts = ["hdc-ray", "sweep", hint.spec, "--name", name, "--results", hint.results]
+def _longer(convergence: Sequence[Convergence], hint: SweepHint) -> list[str]:
+    if not any(c.still_rising for c in convergence) or not hint.epochs:
+        return []
+    longer = math.ceil(hint.epochs * 2.5)
+    return [f"To see whether longer training changes the answer: `{_cmd(hint, f'{hint.sweep}-{longer}ep', [f'overrides.train.epochs={longer}'])}`."]
+
+
+def _cmd(hint: SweepHint, name: str, sets: list[str], *, resume: bool = False) -> str:
+    parts = ["hdc-ray", "sweep", hint.spec, "--name", name, "--results", hint.results, *(["--resume", "--accept-spec-change"] if resume else [])]
     for s in sets:
         parts += ["--set", s.replace(", ", ",")]
     return " ".join(shlex.quote(p) for p in parts)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Is the study decided? Every arm at every budget, paired with the baseline: decided when its interval
+    excludes zero or is narrower than ``width`` (see ``Stopping`` in ``hdc_ray.tune.spec``)."""
+
+    differences: tuple[PairedDifference, ...]
+    width: float
+    n_splits: int
+
+    def is_decided(self, d: PairedDifference) -> bool:
+        low, high = d.interval
+        return not math.isnan(low) and (d.verdict in ("gain", "loss") or high - low < self.width)
+
+    @property
+    def decided(self) -> bool:
+        return bool(self.differences) and all(self.is_decided(d) for d in self.differences)
+
+    def open_budgets(self) -> list[str]:
+        return [f"{_task(d.task)}{d.arm}@{fmt_budget(d.budget, d.unit)}" for d in self.differences if not self.is_decided(d)]
+
+    def records(self) -> list[dict[str, object]]:
+        """Plain values per (arm, budget), for ``rounds.json``."""
+        def plain(x: float) -> float | None:  # JSON has no NaN
+            return None if math.isnan(x) else round(x, 6)
+
+        return [{"task": d.task, "arm": d.arm, "budget": d.budget, "n": d.n, "mean": plain(d.mean), "low": plain(d.interval[0]),
+                 "high": plain(d.interval[1]), "verdict": d.verdict, "decided": self.is_decided(d)} for d in self.differences]  # fmt: skip
+
+
+def decide(trials: pd.DataFrame, metric: str, *, width: float, baseline: str = BASELINE) -> Decision:
+    """The stopping rule's view of a study: paired intervals on ``metric`` (a validation metric) per arm and budget."""
+    answer = build_answer(trials, metric, baseline=baseline)
+    diffs = tuple(d for a in answer.arms for d in a.differences)
+    return Decision(diffs, width, min((d.n for d in diffs), default=0))
 
 
 @dataclass(frozen=True)
@@ -492,4 +537,4 @@ def _budget_list(diffs: Sequence[PairedDifference], unit: str) -> str:
     return _budget_range([d.budget for d in diffs], unit)
 
 
-__all__ = ["Advice", "AnalysisError", "Answer", "ArmAnswer", "Convergence", "PairedDifference", "SavedLabels", "SweepHint", "advise", "build_answer", "t_interval"]
+__all__ = ["Advice", "AnalysisError", "Answer", "ArmAnswer", "Convergence", "Decision", "PairedDifference", "SavedLabels", "SweepHint", "advise", "build_answer", "decide", "t_interval"]

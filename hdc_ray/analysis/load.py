@@ -8,9 +8,11 @@ identifies a trial.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow.fs as pafs
@@ -21,6 +23,7 @@ from hdc_ray.results.columns import FINISHED_STATUSES, SCHEMA_VERSION, STATUSES
 from hdc_ray.results.dataset import HISTORY_FILE, TRIALS_FILE
 
 REQUIRED_TRIAL_COLUMNS = ("trial_id", "status", "method", "label_ratio", "seed")
+ROUNDS_FILE = "rounds.json"  # hdc_ray.tune.rounds writes it (the analysis never imports the Tune layer)
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class Results:
     history: pd.DataFrame
     sweeps: tuple[str, ...]
     source: str  # the RESULTS location as given (folder or URI)
+    rounds: dict[str, dict[str, Any]] = field(default_factory=dict)  # sweep -> its rounds.json (studies with `stopping`)
 
     @property
     def finished(self) -> pd.DataFrame:
@@ -69,6 +73,7 @@ def read_results(results_dir: str | Path, sweeps: Sequence[str] | None = None) -
         history=_concat([h for h in history if h is not None]),
         sweeps=tuple(folders),
         source=str(results_dir),
+        rounds={name: r for name, path in folders.items() if (r := _read_rounds(fs, path)) is not None},
     )
 
 
@@ -133,6 +138,18 @@ def _read_trials(fs: pafs.FileSystem, folder: str) -> pd.DataFrame:
     if missing:
         raise AnalysisError(f"'{path}' lacks required column(s): {', '.join(missing)}")
     return df
+
+
+def _read_rounds(fs: pafs.FileSystem, folder: str) -> dict[str, Any] | None:
+    """A study's ``rounds.json`` (written by ``hdc_ray.tune.rounds``), or None; an unreadable one is reported, not fatal."""
+    path = f"{folder}/{ROUNDS_FILE}"
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    try:
+        with fs.open_input_stream(path) as f:
+            return dict(json.loads(f.read().decode()))
+    except (OSError, ValueError) as exc:
+        return {"rounds": [], "stopped": None, "error": f"cannot read {path}: {exc}"}
 
 
 def _read_history(fs: pafs.FileSystem, folder: str, name: str) -> pd.DataFrame | None:

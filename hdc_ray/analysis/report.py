@@ -265,7 +265,9 @@ def _hint(ctx: _Context) -> SweepHint:
     stored = Path(source) / sweep / "spec.yaml"
     spec = str(stored) if "://" not in source and stored.is_file() else "study"
     epochs = pd.to_numeric(ctx.done.get("cfg.train.epochs"), errors="coerce") if "cfg.train.epochs" in ctx.done else None
-    return SweepHint(spec, sweep, source, int(epochs.mode().iloc[0]) if epochs is not None and epochs.notna().any() else None)
+    rule = ctx.results.rounds.get(sweep, {}).get("rule") or {}
+    return SweepHint(spec, sweep, source, int(epochs.mode().iloc[0]) if epochs is not None and epochs.notna().any() else None,
+                     int(rule["max_seeds"]) if "max_seeds" in rule else None)  # fmt: skip
 
 
 def _advisor_section(doc: Document, ctx: _Context) -> None:
@@ -367,6 +369,14 @@ def _sweeps_section(doc: Document, ctx: _Context) -> None:
     doc.table([*header, f"its `{ctx.select}`", f"its `{ctx.metric}`"], rows)
     doc.bullets(bests)
     doc.bullets(_failures(ctx.results.trials))
+    for sweep, log in ctx.results.rounds.items():
+        rule = log.get("rule", {})
+        how = f"+{rule.get('round_seeds')} splits a round, at least {rule.get('min_seeds')}, at most {rule.get('max_seeds')}, width {rule.get('width')}"
+        doc.paragraph(f"{sweep}: a study run in rounds until decided ({how}); " + (
+            f"stopped: {log['stopped']['reason']}." if log.get("stopped") else "not stopped yet (still running, or interrupted: `--resume` continues it).") + log.get("error", ""))  # fmt: skip
+        doc.table(["round", "splits (seeds)", "status", "finished", "decided", "still open"],
+                  [[r["round"], ", ".join(map(str, r["seeds"])), r["status"], r.get("finished_at", "–"), r.get("decided", "–"),
+                    ", ".join(r.get("open", [])) or "–"] for r in log.get("rounds", [])])  # fmt: skip
 
 
 def _best(done: pd.DataFrame, select: str) -> pd.Series | None:

@@ -61,8 +61,9 @@ class ParquetCallback(tune.Callback):
     ``verbose``: print one line per reported epoch (off by default: thousands of trials make it noise).
     """
 
-    def __init__(self, spec: Spec, sweep: str, folder: str, verbose: bool = False) -> None:
+    def __init__(self, spec: Spec, sweep: str, folder: str, verbose: bool = False, earlier: int = 0) -> None:
         self.spec, self.sweep, self.folder, self.verbose = spec, sweep, folder, verbose
+        self.earlier = earlier  # trials of a study's earlier rounds, in the same tables (counted as done in the progress line)
         self._writer: ResultsWriter | None = None
         self._flusher: BackgroundFlusher | None = None
         self._base: Config | None = None  # the spec's base config, read once (it reads the base YAML)
@@ -76,10 +77,10 @@ class ParquetCallback(tune.Callback):
         self._ended_at_start = 0  # trials already ended when this driver started (a resumed sweep)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"spec": self.spec, "sweep": self.sweep, "folder": self.folder, "verbose": self.verbose}  # rows live in the files
+        return {"spec": self.spec, "sweep": self.sweep, "folder": self.folder, "verbose": self.verbose, "earlier": self.earlier}  # rows live in the files
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["spec"], state["sweep"], state["folder"], state.get("verbose", False))  # type: ignore[misc]
+        self.__init__(state["spec"], state["sweep"], state["folder"], state.get("verbose", False), state.get("earlier", 0))  # type: ignore[misc]
 
     @property
     def writer(self) -> ResultsWriter:
@@ -203,9 +204,13 @@ class ParquetCallback(tune.Callback):
         best = f"; best {objective.metric} {self._scores[self._best]:.4f} ({self._best})" if self._best is not None else ""
         shown = [f"{tid} {int(live.last.get('epoch', 0))}/{self._trial_epochs(live)}" for tid, live in self._live.items() if live.last]
         running = f"{counts['running']} running" + (f" ({', '.join(shown[:4])}{', ...' if len(shown) > 4 else ''})" if shown else "")
-        waiting = max(0, self.spec.n_trials() - sum(counts.values()))
+        waiting = max(0, self._total - sum(counts.values()))
         queued = f", {waiting} waiting" if waiting else ""
-        return f"[{self.sweep}] {done}/{self.spec.n_trials()} done, {running}{queued}, {counts['failed']} failed{best}; {self._timing(done + counts['failed'])}"
+        return f"[{self.sweep}] {done}/{self._total} done, {running}{queued}, {counts['failed']} failed{best}; {self._timing(done + counts['failed'])}"
+
+    @property
+    def _total(self) -> int:
+        return self.spec.n_trials() + self.earlier
 
     def _trial_epochs(self, live: _Live) -> int:
         return live.cfg.train.epochs if live.cfg is not None else self._epochs
@@ -215,7 +220,7 @@ class ParquetCallback(tune.Callback):
         elapsed = time.monotonic() - self._started
         partial = sum(min(1.0, float(live.last.get("epoch", 0)) / max(1, self._trial_epochs(live))) for live in self._live.values() if live.last)
         work = ended - self._ended_at_start + partial
-        left = self.spec.n_trials() - ended - partial
+        left = self._total - ended - partial
         if work <= 0 or left <= 0:
             return f"elapsed {_duration(elapsed)}"
         return f"elapsed {_duration(elapsed)}, ETA ~{_duration(elapsed / work * left)}"

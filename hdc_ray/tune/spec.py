@@ -24,7 +24,7 @@ from hdc_ray.config import Config, ConfigError, apply_overrides, load_config, wi
 SPEC_DIR = Path(__file__).resolve().parents[1] / "search_spaces"  # hdc_ray/search_spaces -> ../search_spaces
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice", "fixed", "grid")
 SAMPLERS = ("tpe", "nsga2", "random", "gp", "grid")
-TOP_KEYS = ("name", "description", "base", "overrides", "space", "variants", "exclude", "seeds", "objectives", "search", "scheduler", "resources")
+TOP_KEYS = ("name", "description", "base", "overrides", "space", "variants", "exclude", "seeds", "objectives", "search", "scheduler", "resources", "stopping")
 # Objectives are judged on the best validation epoch so far; test metrics would leak the test set into selection.
 OBJECTIVE_METRICS_OK = ("val_", "label_ratio", "n_labeled", "train_time_s", "images_per_s")
 
@@ -64,6 +64,35 @@ class Scheduler:
     grace_period: int = 1
     reduction_factor: float = 2.0
     max_t: int | None = None
+
+
+@dataclass(frozen=True)
+class Stopping:
+    """``stopping: {until: decided}``: a grid study that adds splits in rounds until its answer is decided.
+
+    Round 1 runs the spec's ``seeds``; each further round adds ``round_seeds`` new ones (the next integers).
+    After a round, every arm is paired with ``baseline`` on the split at every budget (the spec's first
+    objective, a validation metric: the test split decides nothing); a budget is decided when its Student-t
+    interval excludes zero or is narrower than ``width``. The study stops when every budget is decided and at
+    least ``min_seeds`` splits ran, or at ``max_seeds``. ``RESULTS/NAME/rounds.json`` records each round and why
+    it stopped. (Deciding when to stop on the data itself widens the error a little, as any sequential design
+    does; ``min_seeds`` 6 and a 95% interval keep that small, and the report gives the intervals, not p-values.)
+    """
+
+    until: Literal["decided"] = "decided"
+    round_seeds: int = 3
+    min_seeds: int = 6
+    max_seeds: int = 12
+    width: float = 0.02  # an interval narrower than 2 Dice points: any difference left is too small to matter
+    baseline: str = "supervised"
+
+    def seeds_of_round(self, first: tuple[int, ...], k: int) -> tuple[int, ...]:
+        """Round ``k`` (1-based): the spec's seeds, then ``round_seeds`` more per round, never past ``max_seeds``."""
+        if k == 1:
+            return first
+        start = max(first) + 1 + (k - 2) * self.round_seeds
+        room = self.max_seeds - len(first) - (k - 2) * self.round_seeds
+        return tuple(range(start, start + max(0, min(self.round_seeds, room))))
 
 
 @dataclass(frozen=True)
@@ -108,6 +137,7 @@ class Spec:
     concurrency: int | None = None  # None: as many as the cluster can place
     scheduler: Scheduler = field(default_factory=Scheduler)
     resources: Resources = field(default_factory=Resources)
+    stopping: Stopping | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # as loaded, overrides applied
 
     def resolved_yaml(self) -> str:
@@ -294,6 +324,7 @@ def _parse(raw: dict[str, Any], path: str) -> Spec:
         concurrency=None if search.get("concurrency", "auto") == "auto" else _positive(search["concurrency"], "search.concurrency"),
         scheduler=scheduler,
         resources=_resources(raw.get("resources")),
+        stopping=_stopping(raw.get("stopping"), sampler, seeds),
         raw=raw,
     )
 
@@ -453,6 +484,28 @@ def _scheduler(raw: Any, objectives: tuple[Objective, ...]) -> Scheduler:
         reduction_factor=float(raw.get("reduction_factor", 2.0)),
         max_t=None if raw.get("max_t") is None else _positive(raw["max_t"], "scheduler.max_t"),
     )
+
+
+def _stopping(raw: Any, sampler: str, seeds: tuple[int, ...]) -> Stopping | None:
+    if raw in (None, "none"):
+        return None
+    if not isinstance(raw, dict):
+        raise SpecError("stopping: expected a mapping, e.g. {until: decided, max_seeds: 12}, or none")
+    _known(raw, ("until", "round_seeds", "min_seeds", "max_seeds", "width", "baseline"), "stopping.")
+    if raw.get("until", "decided") != "decided":
+        raise SpecError(f"stopping.until: {raw['until']!r}: the one rule is 'decided' (add splits until every budget's paired interval is decided)")
+    if sampler != "grid":
+        raise SpecError("stopping: rounds of splits need a grid study (search.sampler: grid); Optuna sweeps stop at search.trials")
+    width = raw.get("width", 0.02)
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width < 1:
+        raise SpecError(f"stopping.width: expected a Dice width between 0 and 1 (e.g. 0.02), got {width!r}")
+    rule = Stopping(round_seeds=_positive(raw.get("round_seeds", 3), "stopping.round_seeds"), min_seeds=_positive(raw.get("min_seeds", 6), "stopping.min_seeds"),
+                    max_seeds=_positive(raw.get("max_seeds", 12), "stopping.max_seeds"), width=float(width), baseline=str(raw.get("baseline", "supervised")))  # fmt: skip
+    if rule.max_seeds < len(seeds):
+        raise SpecError(f"stopping.max_seeds: {rule.max_seeds} is fewer than the {len(seeds)} seeds of the first round")
+    if rule.min_seeds > rule.max_seeds:
+        raise SpecError(f"stopping.min_seeds: {rule.min_seeds} is more than max_seeds {rule.max_seeds}")
+    return rule
 
 
 def _resources(raw: Any) -> Resources:

@@ -94,30 +94,63 @@ def run_sweep(
     fail_at_epoch: int | None = None,
     verbose: bool = False,
     accept_spec_change: bool = False,
-) -> tuple[str, tune.ResultGrid]:
-    """Run (or finish, with ``resume``) a sweep; returns the sweep folder (Parquet files) and Tune's results.
+) -> tuple[str, tune.ResultGrid | None]:
+    """Run (or finish, with ``resume``) a sweep; returns the sweep folder (Parquet files) and Tune's results
+    (a study with ``stopping``: its last round's; None when it had already stopped).
 
     ``verbose``: per-epoch lines and Ray's own log lines (also ``HDC_RAY_VERBOSE=1``); by default one
     progress line at a time and the warnings that matter. ``accept_spec_change``: a resume may run with a
     spec whose base/overrides/resources differ from the stored one (recorded in ``spec_changes.yaml``).
     """
-    import ray
-
     name = name or spec.name
     sweep_dir = f"{storage_uri(results)}/{name}"
-    tune_path = f"{sweep_dir}/{TUNE_DIR}"
     check_writable(sweep_dir, "--results")  # before Ray starts
     if resume:
         check_spec_unchanged(spec, sweep_dir, accept=accept_spec_change)
-    restart = resume and _died_before_first_save(tune_path, sweep_dir)
+    if spec.stopping is not None:
+        from hdc_ray.tune.rounds import run_rounds
+
+        return run_rounds(spec, name=name, sweep_dir=sweep_dir, address=address, resume=resume, study_storage=study_storage,
+                          fail_at_epoch=fail_at_epoch, verbose=verbose)  # fmt: skip
+    restart = resume and _died_before_first_save(f"{sweep_dir}/{TUNE_DIR}", sweep_dir)
     if restart:
         print(f"--resume: the sweep {name!r} was stopped before Tune saved its first state; starting it again", flush=True)
         resume = False
     else:
-        _check_fresh_or_resumable(tune_path, resume, name)
+        _check_fresh_or_resumable(f"{sweep_dir}/{TUNE_DIR}", resume, name)
+    verbose = start_ray(address, verbose)
+    _save_spec(spec, sweep_dir)
+    grid = run_experiment(spec, name=name, sweep_dir=sweep_dir, tune_name=TUNE_DIR, address=address, resume=resume, restart=restart,
+                          study_storage=study_storage, fail_at_epoch=fail_at_epoch, verbose=verbose)  # fmt: skip
+    return sweep_dir, grid
+
+
+def start_ray(address: str | None, verbose: bool) -> bool:
+    """Quiet the console (unless verbose) and join or start the cluster; returns the effective verbosity."""
     verbose = is_verbose(verbose)
     quiet_console(verbose)
     connect(address, log_to_driver=verbose)
+    return verbose
+
+
+def run_experiment(
+    spec: Spec,
+    *,
+    name: str,
+    sweep_dir: str,
+    tune_name: str,
+    address: str | None,
+    resume: bool,
+    restart: bool,
+    study_storage: str | None,
+    fail_at_epoch: int | None,
+    verbose: bool,
+    earlier: int = 0,
+) -> tune.ResultGrid:
+    """One Tune experiment (a whole sweep, or one round of a study) at ``sweep_dir/tune_name``, its rows in the
+    sweep's Parquet. ``resume``: restore it; ``restart``: it died before Tune saved it, so start it anew."""
+    import ray
+
     total = ray.cluster_resources()
     cpus, gpus = total.get("CPU", 0.0), total.get("GPU", 0.0)
     concurrency = plan_concurrency(spec, cpus, gpus, may_scale=address is not None)
@@ -126,31 +159,32 @@ def run_sweep(
               f"({cpus:g} CPU / {gpus:g} GPU); the rest wait for the autoscaler to add nodes", flush=True)
     how = "trained inside each trial" if spec.resources.in_trial else f"{spec.resources.workers} Ray Train worker(s) each"
     print(f"sweep {name!r}: {spec.n_trials()} trials, up to {concurrency} at once ({how}), results in {sweep_dir}", flush=True)
-    _save_spec(spec, sweep_dir)
     context = SweepContext(spec, name, f"{sweep_dir}/train", fail_at_epoch)
     trainable = tune.with_resources(tune.with_parameters(trial_driver, sweep=context), _driver_resources(spec))
+    tune_path = f"{sweep_dir}/{tune_name}"
     if restart:
         _abandon_ghosts(spec, name, sweep_dir, set(), study_storage)  # Tune knows none of them
-    tuner = _restored_tuner(spec, name, sweep_dir, trainable, study_storage) if resume else _new_tuner(
-        spec, name, sweep_dir, trainable, study_storage, concurrency, verbose
+    tuner = _restored_tuner(spec, name, sweep_dir, tune_path, trainable, study_storage, earlier) if resume else _new_tuner(
+        spec, name, sweep_dir, tune_name, trainable, study_storage, concurrency, verbose, earlier
     )
     started = time.perf_counter()
     grid = tuner.fit()
     errors = sum(1 for i in range(len(grid)) if grid[i].error is not None)
     print(f"sweep {name!r} finished in {time.perf_counter() - started:.0f} s: {len(grid)} trials, {errors} failed; "
           f"Parquet: {sweep_dir}/trials.parquet, {sweep_dir}/history.parquet", flush=True)
-    return sweep_dir, grid
+    return grid
 
 
-def _new_tuner(spec: Spec, name: str, sweep_dir: str, trainable: Any, study_storage: str | None, concurrency: int, verbose: bool) -> tune.Tuner:
+def _new_tuner(spec: Spec, name: str, sweep_dir: str, tune_name: str, trainable: Any, study_storage: str | None, concurrency: int, verbose: bool,
+               earlier: int = 0) -> tune.Tuner:  # fmt: skip
     return tune.Tuner(
         trainable,
         param_space=build_param_space(spec),
         tune_config=_tune_config(spec, sweep_dir, name, study_storage, concurrency),
         run_config=tune.RunConfig(
-            name=TUNE_DIR,
+            name=tune_name,
             storage_path=sweep_dir,
-            callbacks=[ParquetCallback(spec, name, sweep_dir, verbose=verbose)],
+            callbacks=[ParquetCallback(spec, name, sweep_dir, verbose=verbose, earlier=earlier)],
             failure_config=tune.FailureConfig(max_failures=0),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.base_config().train.keep_checkpoints),  # in-trial runs
             verbose=0,
@@ -158,11 +192,10 @@ def _new_tuner(spec: Spec, name: str, sweep_dir: str, trainable: Any, study_stor
     )
 
 
-def _restored_tuner(spec: Spec, name: str, sweep_dir: str, trainable: Any, study_storage: str | None) -> tune.Tuner:
+def _restored_tuner(spec: Spec, name: str, sweep_dir: str, tune_path: str, trainable: Any, study_storage: str | None, earlier: int = 0) -> tune.Tuner:
     """The interrupted experiment, its callbacks given the (checked) spec, and ghosts it never saved marked abandoned."""
-    tune_path = f"{sweep_dir}/{TUNE_DIR}"
     tuner = tune.Tuner.restore(tune_path, trainable=trainable, resume_unfinished=True)
-    _give_callbacks_the_spec(tuner, spec)
+    _give_callbacks_the_spec(tuner, spec, earlier)
     _abandon_ghosts(spec, name, sweep_dir, _known_trial_ids(tune_path), study_storage)
     return tuner
 
@@ -290,14 +323,14 @@ def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _give_callbacks_the_spec(tuner: tune.Tuner, spec: Spec) -> None:
+def _give_callbacks_the_spec(tuner: tune.Tuner, spec: Spec, earlier: int = 0) -> None:
     """The Parquet callback comes back from Tune's pickle with the spec of the first run; give it this one
     (identical unless --accept-spec-change), so its rows describe the trials as they now run."""
     local = getattr(tuner, "_local_tuner", None)  # Ray has no public way to reach a restored run config
     callbacks = local.get_run_config().callbacks if local is not None else None
     for callback in callbacks or []:
         if isinstance(callback, ParquetCallback):
-            callback.spec = spec
+            callback.spec, callback.earlier = spec, earlier
 
 
 def _abandon_ghosts(spec: Spec, name: str, sweep_dir: str, known: set[str], study_storage: str | None) -> None:
