@@ -590,44 +590,46 @@ def _ablation_sentence(r: dict[str, object], ctx: _Context) -> str:
     )
 
 
+def _pareto_costs(ctx: _Context) -> list[str]:
+    """What the front trades the score against: labelled images where the sweep varied the budget (a label-budget
+    study's cost), with training time as a second cost only where compute was swept too; else training time."""
+    costs = [ctx.budget] if ctx.done[ctx.budget].nunique() > 1 else []
+    compute = any(c in ctx.done.columns and ctx.done[c].nunique() > 1 for c in ("cfg.train.epochs", "cfg.train.iters_per_epoch"))
+    if (compute or not costs) and COST in ctx.done.columns and ctx.done[COST].notna().any():
+        costs.append(COST)
+    if not costs:
+        raise AnalysisError(f"no finished trial records `{COST}`, the cost objective, and the label budget does not vary")
+    return costs
+
+
 def _pareto_section(doc: Document, ctx: _Context) -> None:
-    other = COST if COST in ctx.done.columns and ctx.done[COST].notna().any() else None
-    if other is None:
-        raise AnalysisError(f"no finished trial records `{COST}`, the cost objective")
+    costs = _pareto_costs(ctx)
     sel = ctx.select  # the front is chosen on validation, like every "best"; test is reported
-    objectives = {sel: metric_direction(sel), other: "min"}
+    objectives = {sel: metric_direction(sel), **dict.fromkeys(costs, "min")}
     per_config = _per_configuration(ctx.done, sel)
     repeated = bool((per_config["n_seeds"] > 1).any())
     table = pareto_front(per_config, objectives, keep_all=True)
     src = ctx.plot(
-        "pareto", lambda p: plots.plot_pareto(table, other, sel, objectives, p, group="group", unit=ctx.unit, colours=ctx.colours)
+        "pareto", lambda p: plots.plot_pareto(table, costs[0], sel, objectives, p, group="group", unit=ctx.unit, colours=ctx.colours)
     )
     doc.image("Pareto front", src)
     front = table[table["on_front"]].sort_values(sel, ascending=objectives[sel] == "min")
     what = "configurations (each the mean over its seeds)" if repeated else "finished trials"
     doc.paragraph(
-        f"Objectives: {sel} ({objectives[sel]}), {other} (min). {len(front)} of "
+        f"Objectives: {sel} ({objectives[sel]}), " + ", ".join(f"{c} (min)" for c in costs) + f". {len(front)} of "
         f"{len(table)} {what} are Pareto-optimal on them: no other is both better and "
         f"cheaper. Their settings, with the reported {ctx.metric}:"
     )
     shown = [c for c in varying_config(ctx.done) if c not in ("cfg.train.method", "cfg.data.label_ratio")][:6]
     extra = [ctx.metric] if ctx.metric != sel else []
     doc.table(
-        ["sweep", "trial", "arm", "labelled", sel, *extra, other, *(c.removeprefix("cfg.") for c in shown)],
+        ["sweep", "trial", "arm", "labelled", sel, *extra, *[c for c in costs if c != ctx.budget], *(c.removeprefix("cfg.") for c in shown)],
         [
-            [
-                r["sweep"],
-                _best_id(r),
-                r["group"],
-                _budget_of(r, ctx),
-                _num(r[sel]),
-                *(_num(r[c]) for c in extra),
-                f"{r[other]:.0f}",
-                *(_num(r[c]) for c in shown),
-            ]
+            [r["sweep"], _best_id(r), r["group"], _budget_of(r, ctx), _num(r[sel]), *(_num(r[c]) for c in extra),
+             *(f"{r[c]:.0f}" for c in costs if c != ctx.budget), *(_num(r[c]) for c in shown)]
             for _, r in front.head(15).iterrows()
         ],
-    )
+    )  # fmt: skip
 
 
 def _importance_section(doc: Document, ctx: _Context) -> None:

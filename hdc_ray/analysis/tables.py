@@ -78,7 +78,7 @@ def metric_label(metric: str, unit: str | None = None) -> str:
     """Readable axis label: ``test_dice_fg`` -> ``test Dice (foreground mean)``."""
     m = METRIC_RE.match(metric)
     if not m:
-        return {"train_time_s": "training time [s]", "label_ratio": "label ratio"}.get(metric, metric.replace("_", " "))
+        return {"train_time_s": "training time [s]", "label_ratio": "label ratio", "n_labeled": "labelled images"}.get(metric, metric.replace("_", " "))
     split, name, cls = m.groups()
     cls_text = "foreground mean" if cls == "fg" else cls.replace("_", " ")
     text = f"{split} {_METRIC_NAMES[name]} ({cls_text})"

@@ -253,3 +253,18 @@ def test_the_answer_says_in_words_when_the_method_saves_no_labels(tmp_path: Path
     answer = report.markdown.read_text().split("## Answer", 1)[1].split("![", 1)[0]
     assert "**hdc vs supervised: behind at 4, 8 and 16 labelled images.**" in answer
     assert "annotation" not in answer  # no saving is claimed where the method trails on every split
+
+
+def test_a_label_budget_study_trades_dice_against_labelled_images_not_seconds(fake_results: Path, tmp_path: Path) -> None:
+    md = build_report(read_results(fake_results, ["budget"]), tmp_path / "r", n_boot=N_BOOT).markdown.read_text()
+    pareto = md.split("## 3.")[1].split("## ")[0]
+    assert "Objectives: val_dice_fg (max), n_labeled (min)." in pareto and "train_time_s" not in pareto
+    # the cheapest budget of the best arm is on the front: hdc at 5 labelled images beats everything else at 5
+    assert re.search(r"\| budget \| hdc_0\.05_0 \(\+2 seeds, mean\) \| hdc \| 5 images \|", pareto)
+
+
+def test_a_sweep_at_one_budget_keeps_training_time_as_its_cost(results_root: Path, sweep_writer, trial_factory, tmp_path: Path) -> None:
+    rows = [trial_factory("s", f"t{i}", "hdc", 0.1, i, 0.7 + 0.01 * i, weights=(1.0, 0.1 * (i + 1), 0.1)) for i in range(3)]
+    sweep_writer(results_root, "s", rows)
+    md = build_report(read_results(results_root), tmp_path / "out").markdown.read_text()
+    assert "Objectives: val_dice_fg (max), train_time_s (min)." in md.split("## 3.")[1]
