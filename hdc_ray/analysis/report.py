@@ -8,7 +8,8 @@ summary. Works on partial results (running trials are counted, not used) and on 
     hdc-ray report results/ --target-dice 0.85   # + labels needed per method to reach Dice 0.85
 
 The first lines answer the study's question (how many labelled images a method saves against the
-supervised baseline, with a bootstrap interval over seeds), next to the label-budget curve.
+supervised baseline at every measured budget, paired on the labelled split with t-intervals over splits; see
+``answer.py``), next to the label-budget curve.
 Everything called "best" is chosen on the validation split and reported on test.
 """
 
@@ -24,6 +25,7 @@ import pandas as pd
 
 from hdc_ray.analysis import plots
 from hdc_ray.analysis.ablation import ablation_table
+from hdc_ray.analysis.advisor import MAX_EXTRAPOLATION
 from hdc_ray.analysis.answer import Answer, SweepHint, advise, build_answer
 from hdc_ray.analysis.budget import (
     budget_column,
@@ -285,10 +287,12 @@ def _advisor_section(doc: Document, ctx: _Context) -> None:
     doc.image("labels needed", src)
     doc.paragraph(
         f"Per arm, `{ctx.metric}` of every finished trial is fitted with the saturating learning curve "
-        "`a - b * n^(-c)` (n = labelled images, a <= 1 the asymptote) and solved for the target; the interval "
-        f"resamples seeds (= splits) {ctx.n_boot} times. Answers beyond the largest measured budget are "
-        "EXTRAPOLATED from the fitted curve, not measured; when the fitted asymptote is below the target, more "
-        "labels alone are not expected to reach it."
+        "`a - b * n^(-c)` (n = labelled images, a the asymptote, capped at the all-labels ceiling where one was measured) "
+        f"and solved for the target; the interval resamples seeds (= splits) {ctx.n_boot} times (none under 3). Answers "
+        "beyond the largest measured budget are EXTRAPOLATED from the fitted curve (interval widened by the advisor's "
+        f"measured error), and not given at all past {MAX_EXTRAPOLATION:g}x that budget ('too far') or from a fit at a "
+        "parameter bound ('unidentified'); when the fitted asymptote is below the target, more labels alone are not "
+        "expected to reach it."
     )
     doc.table(
         ["arm", "labels needed", "95% interval", "where", "a (asymptote)", "b", "c", "fit RMS", "measured budgets", "seeds"],
@@ -674,10 +678,11 @@ def _notes(doc: Document, ctx: _Context) -> None:
             f"Confidence intervals: Student-t 95% over seeds (or over pairs for ablations); a cell with one seed says '{NO_CI}'.",
             f"Selection: 'best' trials, settings and Pareto fronts are chosen on `{ctx.select}` and reported with `{ctx.metric}`; "
             "where a sweep repeats each configuration over seeds, its best is the configuration with the best seed-mean.",
-            f"Budgets are given as the {_unit_words(ctx.budget)}. Labels saved: the smallest budget at which a method's mean "
-            "curve (linear in log budget between measured budgets, never extrapolated) reaches the other arm's mean score at a "
-            "reference budget; saved = 1 - that budget / the reference budget. The interval in the answer "
-            f"resamples seeds (= splits, shared by both arms) {ctx.n_boot} times and redoes the same computation.",
+            f"Budgets are given as the {_unit_words(ctx.budget)}. Arms are compared paired on the labelled split (a seed is a "
+            "split, shared by every arm of that seed): the difference per split, its mean and Student-t interval over splits. "
+            "Labels saved: per split, the budget at which that split's supervised curve (linear in log budget between its "
+            "measured budgets, never extrapolated) reaches that split's score of the method; the interval is a t-interval of "
+            "the log ratio over splits.",
             "Ablations pair each variant with full HDC on the same seed and split (`seed`, "
             "`split_hash`); the difference is variant minus HDC.",
             f"Distances (HD95, ASD) are in {ctx.unit or 'the units the sweep recorded'}.",
