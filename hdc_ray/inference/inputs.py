@@ -100,7 +100,7 @@ def _fugc(root: Path, train: Path) -> tuple[InputImage, ...]:
     found = []
     for subset in ("labeled_data", "unlabeled_data"):
         folder = train / subset / "images"
-        if folder.is_dir():
+        if folder.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):  # an empty subset is no error
             for p in _listed(folder, IMAGE_SUFFIXES):
                 rel = p.relative_to(root)
                 found.append(InputImage(p, rel.parent.parent / "labels" / f"{p.stem}.png", str(rel)))
