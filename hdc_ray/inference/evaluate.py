@@ -110,14 +110,27 @@ def labelled_cases(cfg: Config, split: str, progress: bool = False) -> list[Case
         data = build_data(cfg.data, progress=progress)
         sets = {"test": [data.test], "val": [data.val], "all": [data.labeled, data.val, data.test]}[split]
         return [Case(d.keys[i], d.images[i], d.native_masks[i], d.spacing[i]) for d in sets if d.native_masks is not None for i in range(len(d))]
-    files, chosen = real_split(cfg.data)
-    index = {"test": chosen.test, "val": chosen.val, "all": np.sort(np.concatenate([chosen.labeled, chosen.val, chosen.test]))}[split]
+    if split == "all":  # every labelled image: no split to draw (a small folder may not fit the run's val + test sizes)
+        chosen = [f for f in _real_files(cfg) if f.mask_path is not None]
+    else:
+        files, drawn = real_split(cfg.data)
+        chosen = [files[int(i)] for i in (drawn.test if split == "test" else drawn.val)]
     cases = []
-    for i in index:
-        sample = load_sample(files[int(i)])
+    for entry in chosen:
+        sample = load_sample(entry)
         assert sample.mask is not None  # the split puts only labelled images in these sets
         cases.append(Case(sample.key, sample.image, sample.mask, sample.spacing))
     return cases
+
+
+def _real_files(cfg: Config) -> list[Any]:
+    from hdc_ray.data.readers import fugc_files, psfh_files
+
+    assert cfg.data.root is not None  # DataConfig guarantees it for real sources
+    if cfg.data.source == "fugc":
+        labeled, unlabeled = fugc_files(cfg.data.root)
+        return labeled + unlabeled
+    return psfh_files(cfg.data.root)
 
 
 def evaluate_models(
