@@ -167,7 +167,7 @@ def _score(predictor: Predictor, cases: list[Case], cfg: Config, task: str, batc
 
     penalty: str | float = cfg.eval.empty_penalty if cfg.eval.empty_penalty in ("diagonal", "inf") else float(cfg.eval.empty_penalty)
     class_names = CLASS_NAMES[task]
-    predictor.warm_up()
+    predictor.warm_up(min(batch_size, len(cases)))
     rows: list[dict[str, Any]] = []
     seconds = 0.0
     bar = tqdm(total=len(cases), desc="evaluate", unit="img", disable=not progress, leave=False, dynamic_ncols=True)

@@ -43,11 +43,14 @@ class Timing:
     images: int = 0
     seconds: float = 0.0
     conversions: dict[str, list[str]] = field(default_factory=dict)
+    measured: str = "read, resize, network, write"  # what the seconds cover
+    wall_s: float | None = None  # end to end, start-up included, where that differs (Ray Data)
 
     def line(self, how: str = "") -> str:
         rate = self.images / self.seconds if self.seconds > 0 else float("inf")
         ms = 1000.0 * self.seconds / max(self.images, 1)
-        return f"{self.images} image(s) in {self.seconds:.2f} s{how}: {rate:.1f} images/s, {ms:.1f} ms per image (read, resize, network, write; warm-up excluded)"
+        wall = f"; {self.wall_s:.1f} s end to end, actor start-up included" if self.wall_s is not None else ""
+        return f"{self.images} image(s) in {self.seconds:.2f} s{how}: {rate:.1f} images/s, {ms:.1f} ms per image ({self.measured}; warm-up excluded){wall}"
 
     def note(self, kind: str | None, key: str) -> None:
         if kind is not None:
@@ -72,7 +75,7 @@ def predict_folder(
     """Write a mask (and an overlay, if asked) for every image of ``inputs`` into ``out``; returns the timing."""
     check_output(out, inputs, overwrite)
     predictor = Predictor(models, options.device, options.tta)
-    predictor.warm_up()
+    predictor.warm_up(min(options.batch_size, len(inputs.images)))
     timing = Timing()
     with staged_folder(out) as stage:
         bar = _bar(len(inputs.images), options.progress)
@@ -105,7 +108,7 @@ def write_manifest(stage: Path, models: Sequence[LoadedModel], inputs: InputSet,
         "input": str(inputs.root), "layout": inputs.layout, "images": len(inputs.images),
         "checkpoints": [{"path": str(m.path), "how": m.note} for m in models], "card": models[0].card.to_dict(),
         "tta": options.tta, "ensemble": len(models), "runner": runner,
-        "seconds": timing.seconds, "ms_per_image": 1000.0 * timing.seconds / max(timing.images, 1),
+        "seconds": timing.seconds, "ms_per_image": 1000.0 * timing.seconds / max(timing.images, 1), "measured": timing.measured, "wall_s": timing.wall_s,
         "conversions": {k: {"count": len(v), "examples": v[:5]} for k, v in timing.conversions.items()},
     }  # fmt: skip
     (stage / MANIFEST).write_text(json.dumps(manifest, indent=2))

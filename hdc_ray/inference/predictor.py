@@ -71,9 +71,10 @@ class Predictor:
         labels = self.classes(self.to_input(images))
         return [to_native(label, image.shape) for label, image in zip(labels, images, strict=True)]
 
-    def warm_up(self) -> None:
-        """One forward pass on a blank image: the first call pays for allocations that timings should exclude."""
-        self.classes(torch.zeros((1, 1, self.size, self.size), device=self.device))
+    def warm_up(self, batch_size: int = 1) -> None:
+        """A forward pass on blank images: the first call of a batch shape pays for allocations (and oneDNN
+        kernel choices) that timings should exclude."""
+        self.classes(torch.zeros((batch_size, 1, self.size, self.size), device=self.device))
 
 
 def to_native(label: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
