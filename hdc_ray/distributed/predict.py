@@ -82,3 +82,4 @@ def _quiet_ray_data() -> None:
     if not is_verbose(False):
         logging.getLogger("ray.data").setLevel(logging.ERROR)
         ray.data.DataContext.get_current().enable_progress_bars = False
+
