@@ -39,7 +39,7 @@ SAME_NETWORK = {"psfh": "fugc"}  # psfh's network and input size are fugc's: mea
 
 
 def model_of(config: str) -> LoadedModel:
-    cfg = load_config(config)
+    cfg = load_config(config, ["data.root=/not/read"])  # real-data configs need a root; only the network is built
     card = card_of(cfg)
     with torch.random.fork_rng():
         torch.manual_seed(0)
