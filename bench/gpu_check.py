@@ -19,6 +19,8 @@ What runs, in this order (the most important first, so a run cut short by the bu
    images/s, peak memory (``torch.cuda.max_memory_allocated``), time relative to HDC; and for every method
    whether the bf16 losses of the first K steps agree with the fp32 ones (same seed, same batches).
 5. fp16 autocast with the GradScaler (HDC, synthetic): finite losses, agreement with fp32, the scale.
+6. ``hdc-ray predict``'s predictor (issue 23): ms/image and images/s of the synthetic and paper-scale
+   networks at the working size and at FUGC's native 336 x 544 (resizes included), masks against the CPU's.
 
 Needs torch, numpy, scipy, pyyaml and tqdm only: no Ray and no Optuna (the GPU machine has neither). Each
 case is guarded: a failure is a FAIL row with its error (the rest still runs) and the exit status is 1;
@@ -400,6 +402,43 @@ def fp16_check(report: Report, cfg: Config, sz: Sizes, device: torch.device) -> 
     report.check(f"fp16 + GradScaler vs fp32 losses, {cfg.name} hdc", verdict(ok), f"{detail}; scale {fp16.scale:g}")
 
 
+# --------------------------------------------------------------------------------------------- predict
+
+
+def predict_check(report: Report, sz: Sizes, device: torch.device) -> None:
+    """``hdc-ray predict``'s predictor (issue 23) on the device, synthetic and paper-scale networks (random
+    weights: speed does not depend on training), images at the working size and at FUGC's native 336 x 544
+    (resize to the working size and back included): ms/image with ``torch.cuda.synchronize``, warm-up
+    excluded; and its masks against the same predictor's on the CPU (argmax ties aside, identical)."""
+    from hdc_ray.inference.card import card_of
+    from hdc_ray.inference.predictor import Predictor
+    from hdc_ray.inference.sources import LoadedModel
+    from hdc_ray.model import build_segnet
+
+    n, batch = (4, 2) if device.type == "cpu" else (64, 16)
+    details = []
+    agree_all = True
+    for cfg in (sz.synthetic, sz.paper):
+        card = card_of(cfg)
+        torch.manual_seed(0)
+        model = LoadedModel(Path(cfg.name), "random weights", card, build_segnet(card.model, card.num_classes).state_dict(), cfg)
+        on_device, on_cpu = Predictor([model], device), Predictor([model], "cpu")
+        for shape in ((card.input_size, card.input_size), (336, 544)):
+            images = [torch.rand(shape, generator=torch.Generator().manual_seed(i)).numpy() for i in range(n)]
+            on_device.warm_up(batch)
+            _sync(device)
+            start = time.perf_counter()
+            masks = [m for k in range(0, n, batch) for m in on_device.predict(images[k : k + batch])]
+            _sync(device)
+            ms = 1000.0 * (time.perf_counter() - start) / n
+            reference = on_cpu.predict(images[:batch])
+            same = sum(float((a == b).mean()) for a, b in zip(masks[:batch], reference, strict=True)) / batch
+            agree_all &= same >= 0.999
+            details.append(f"{cfg.name} {card.input_size} px, images {shape[0]}x{shape[1]}: {ms:.2f} ms/image, {1000.0 / ms:.0f} images/s, masks = CPU's on {same:.2%} of pixels")
+        _free(device)
+    report.check(f"predict on {device.type} (batch {batch})", verdict(agree_all), "; ".join(details))
+
+
 # ------------------------------------------------------------------------------------------------- main
 
 
@@ -436,6 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     for cfg in (sz.synthetic, sz.paper):
         guarded(report, budget, f"config:{cfg.name}", f"train {cfg.name}", partial(bench_config, report, budget, cfg, sz, device, ("fp32", "bf16")))
     guarded(report, budget, "fp16", f"fp16 + GradScaler vs fp32 losses, {sz.synthetic.name} hdc", lambda: fp16_check(report, sz.synthetic, sz, device))
+    guarded(report, budget, "predict", f"predict on {device.type} (batch {2 if args.dry_run else 16})", lambda: predict_check(report, sz, device))
     skipped = sum(c["status"] == "SKIP" for c in report.checks)
     report.check("total", verdict(not report.failed()), f"{time.monotonic() - budget.start:.1f} s of {args.budget_s:.0f} s budget; {skipped} case(s) skipped for time")
     print()

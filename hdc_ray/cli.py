@@ -8,6 +8,9 @@
     hdc-ray report results                               # Markdown/HTML report with plots
     hdc-ray export ~/ray_results/my-sweep                # rebuild Parquet from a Tune experiment
     hdc-ray compact results/my-sweep                     # one Parquet file per table (done at a sweep's end)
+    hdc-ray predict runs/tiny scans/ --out masks/        # masks for new images, at their native size
+    hdc-ray predict results/demo --best --labels 4 data/ --out masks/   # the best trial at 4 labels (by validation)
+    hdc-ray evaluate runs/tiny --split test              # score a checkpoint (challenge conventions + as training does)
 
 Heavy imports (torch, ray) happen inside the commands, so ``--help`` and ``validate`` are instant.
 """
@@ -69,8 +72,41 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compact", help="rewrite a sweep's trials/history Parquet folders as one file each")
     p.add_argument("folder", help="the sweep's results folder (RESULTS/NAME)")
 
+    p = sub.add_parser("predict", help="segment a folder of images with a trained checkpoint (masks at native size)")
+    p.add_argument("source", help="a train output folder, a checkpoint file (.pt), or a sweep's results folder (with --trial or --best)")
+    p.add_argument("input", help="a folder of images (PNG/JPEG/TIFF/BMP/.mha), one image, or a dataset root in the FUGC or PSFH layout")
+    p.add_argument("--out", required=True, help="output folder for the masks (refused if it exists and is not empty, unless --overwrite)")
+    _add_source_choice(p)
+    p.add_argument("--overlays", action="store_true", help="also write a coloured overlay PNG per image under OUT/overlays/")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder (only once every mask is written)")
+    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, or auto (default: cuda when available)")
+    p.add_argument("--address", default=None, help="run on Ray Data on this cluster (auto or HOST:PORT; 'local' starts one here)")
+    p.add_argument("--workers", type=int, default=2, help="with --address: predictor actors (default 2)")
+    p.add_argument("--gpu", action="store_true", help="with --address: one GPU per predictor actor")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("evaluate", help="score a checkpoint on a labelled folder: challenge conventions and the project's metrics")
+    p.add_argument("source", help="a train output folder, a checkpoint file (.pt), or a sweep's results folder (with --trial or --best)")
+    _add_overrides(p, "change the run's data config, e.g. --set data.root=/data/fugc2025 (layout detected)")
+    p.add_argument("--split", choices=("test", "val", "all"), default="test", help="which labelled images: the run's test or validation split, or all (default test)")
+    p.add_argument("--out", default=None, help="folder for cases.csv and summary.json (default: next to the checkpoint, evaluate-SPLIT)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    _add_source_choice(p)
+    p.add_argument("--device", default="auto", help="cpu, cuda, or auto (default: cuda when available)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     sub.add_parser("list", help="list the packaged configs and the shipped search-space specs")
     return parser
+
+
+def _add_source_choice(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trial", action="append", default=[], metavar="ID", help="with a sweep: this trial (repeat for an ensemble)")
+    p.add_argument("--best", action="store_true", help="with a sweep: the trial with the best validation score (never a test score)")
+    p.add_argument("--top", type=int, default=None, metavar="K", help="with a sweep: average the K trials with the best validation scores (an ensemble)")
+    p.add_argument("--labels", type=int, default=None, metavar="N", help="with --best: only trials trained with N labelled images")
+    p.add_argument("--ensemble", action="append", default=[], metavar="SOURCE", help="another checkpoint or train folder to average with (repeatable)")
+    p.add_argument("--tta", action="store_true", help="test-time augmentation: average with the horizontally flipped image")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -156,6 +192,78 @@ def _cmd_compact(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_models(args: argparse.Namespace, expect_task: str | None = None, what: str = "") -> list:  # type: ignore[type-arg]
+    from hdc_ray.inference.sources import load_models, resolve
+
+    best = args.top if args.top is not None else (1 if args.best else None)
+    resolved = resolve(args.source, trials=args.trial, best=best, labels=args.labels)
+    for extra in args.ensemble:
+        resolved += resolve(extra)
+    models = load_models(resolved, expect_task, what)
+    for m in models:
+        print(f"checkpoint: {m.note}")
+        for warning in m.warnings:
+            print(f"note: {warning}")
+    print(f"model: {models[0].card.describe()}" + (f"; an ensemble of {len(models)}" if len(models) > 1 else "") + ("; flip TTA" if args.tta else ""))
+    return models
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        from hdc_ray.outputs import OutputError
+
+        raise OutputError("--device cuda: no CUDA device here (or torch is a CPU build); use --device cpu")
+    return name
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from hdc_ray.inference.inputs import discover
+    from hdc_ray.inference.predict import PredictOptions, conversion_lines, predict_folder
+
+    if args.batch_size < 1:
+        raise _usage("--batch-size must be >= 1")
+    inputs = discover(args.input)
+    models = _load_models(args, inputs.task, f"INPUT {args.input} (a {inputs.layout.upper()} layout)")
+    print(f"input: {inputs.describe()}")
+    out = Path(args.out)
+    if args.address:
+        from hdc_ray.distributed.predict import predict_on_ray
+
+        options = PredictOptions(args.tta, args.overlays, args.batch_size, "cuda" if args.gpu else "cpu", not args.no_progress)
+        timing = predict_on_ray(models, inputs, out, options, address=args.address, workers=args.workers, gpu=args.gpu, overwrite=args.overwrite)
+        how = f" on Ray Data ({args.workers} actor(s){', GPU' if args.gpu else ''})"
+    else:
+        options = PredictOptions(args.tta, args.overlays, args.batch_size, _device(args.device), not args.no_progress)
+        timing = predict_folder(models, inputs, out, options, overwrite=args.overwrite)
+        how = f" on {options.device}"
+    for line in conversion_lines(timing):
+        print(line)
+    print(f"masks in {out}/ ({'overlays in ' + str(out / 'overlays') + '/, ' if args.overlays else ''}predictions.json)")
+    print(f"predicted {timing.line(how)}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from hdc_ray.inference.evaluate import evaluate_models, summary_table
+
+    models = _load_models(args)
+    report = evaluate_models(models, args.overrides, split=args.split, out=Path(args.out) if args.out else None, overwrite=args.overwrite,
+                             device=_device(args.device), tta=args.tta, progress=not args.no_progress)  # fmt: skip
+    print(summary_table(report))
+    print(f"per-image scores in {report.out / 'cases.csv'}, summary in {report.out / 'summary.json'}")
+    return 0
+
+
+def _usage(message: str) -> Exception:
+    from hdc_ray.outputs import OutputError
+
+    return OutputError(message)
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from hdc_ray.config import packaged_config_names
     from hdc_ray.tune.spec import shipped_spec_names
@@ -172,6 +280,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "report": _cmd_report,
     "export": _cmd_export,
     "compact": _cmd_compact,
+    "predict": _cmd_predict,
+    "evaluate": _cmd_evaluate,
     "list": _cmd_list,
 }
 
@@ -185,6 +295,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     for module, name in (
         ("hdc_ray.analysis.tables", "AnalysisError"), ("hdc_ray.data.readers", "DataError"), ("hdc_ray.train.run", "ResumeError"),
         ("hdc_ray.train.checkpoint", "CheckpointError"), ("hdc_ray.tune.spec", "SpecError"), ("hdc_ray.distributed.cluster", "ClusterError"),
+        ("hdc_ray.inference.sources", "SourceError"), ("hdc_ray.inference.evaluate", "EvaluateError"),
     ):  # fmt: skip
         with contextlib.suppress(ImportError, AttributeError):  # a layer whose extra is not installed
             errors.append(getattr(__import__(module, fromlist=[name]), name))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import sys
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -339,16 +340,37 @@ def _budget_follows(keys: Iterable[str]) -> list[str]:
 
 
 def resolve_config_path(name_or_path: str | Path) -> Path:
+    chosen = packaged_or_path(name_or_path, CONFIG_DIR / f"{name_or_path}.yaml", "config")
+    if chosen is not None and chosen.is_file():
+        return chosen
     path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        return path
-    packaged = CONFIG_DIR / f"{name_or_path}.yaml"
-    if packaged.is_file():
-        return packaged
+    if chosen is not None or path.suffix in (".yaml", ".yml"):
+        raise ConfigError(f"config file not found: {path}" + (" is a folder" if path.is_dir() else ""))
     names = packaged_config_names()
     raise ConfigError(f"unknown config {str(name_or_path)!r}: not a file, and not one of {names}{_hint(str(name_or_path), names)}")
+
+
+_NOTED: set[str] = set()
+
+
+def packaged_or_path(name_or_path: str | Path, packaged: Path, what: str) -> Path | None:
+    """Which file a command-line argument means when it may be a packaged name or a path (configs, specs).
+
+    A bare name (no folder part, no ``.yaml``/``.yml`` suffix) means the packaged one whenever there is one:
+    a local file or folder of the same name neither hides it nor makes it unreachable, and stays reachable
+    as ``./NAME``. When both exist, one note on stderr says which was used. Anything else is a path.
+    Returns the path to use (which may not be a file), or None when the argument names nothing.
+    """
+    text = str(name_or_path)
+    local = Path(text).expanduser()
+    is_path = local.suffix in (".yaml", ".yml") or "/" in text or "\\" in text or text.startswith((".", "~"))
+    if not is_path and packaged.is_file():
+        if local.exists() and text not in _NOTED:
+            _NOTED.add(text)
+            kind = "folder" if local.is_dir() else "file"
+            print(f"note: {text!r} is the packaged {what} {packaged}; the local {kind} {text!r} is not used (pass ./{text} to use it)", file=sys.stderr)
+        return packaged
+    return local if local.exists() else None
 
 
 def packaged_config_names() -> list[str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import hdc_ray
 
-PURE_PACKAGES = ("config", "data", "noise", "model", "losses", "metrics", "train", "results", "analysis")
+PURE_PACKAGES = ("config", "data", "noise", "model", "losses", "metrics", "train", "inference", "results", "analysis")
 FORBIDDEN = ("ray", "optuna")
 
 PROBE = """
@@ -44,7 +44,7 @@ def pure_modules() -> list[str]:
 
 def test_the_pure_modules_are_found() -> None:
     names = pure_modules()
-    for expected in ("hdc_ray.train.loop", "hdc_ray.results.writer", "hdc_ray.analysis.report", "hdc_ray.losses.correlation"):
+    for expected in ("hdc_ray.train.loop", "hdc_ray.results.writer", "hdc_ray.analysis.report", "hdc_ray.losses.correlation", "hdc_ray.inference.predict"):
         assert expected in names
     assert not any(n.startswith(("hdc_ray.tune", "hdc_ray.distributed")) for n in names)
 

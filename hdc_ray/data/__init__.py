@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from hdc_ray.data.dataset import ArrayDataset, DataBundle, build_data, default_cache_dir, resize_image, resize_mask
 from hdc_ray.data.errors import DataError
-from hdc_ray.data.mha import read_mha
+from hdc_ray.data.mha import read_mha, write_mha
 from hdc_ray.data.readers import Sample, SampleFile, fugc_files, load_sample, psfh_files, read_fugc, read_psfh
 from hdc_ray.data.splits import Split, make_split, split_hash
 from hdc_ray.data.synthetic import (
@@ -19,6 +19,7 @@ from hdc_ray.data.synthetic import (
     generate_dataset,
     generate_sample,
     write_fugc_layout,
+    write_psfh_layout,
 )
 from hdc_ray.data.tasks import CLASS_NAMES
 
@@ -50,4 +51,6 @@ __all__ = [
     "resize_mask",
     "split_hash",
     "write_fugc_layout",
+    "write_mha",
+    "write_psfh_layout",
 ]

@@ -114,7 +114,9 @@ def _bundle(split: Split, subset: Callable[[np.ndarray, bool], ArrayDataset], ta
 # ---------------------------------------------------------------------------------------------- real
 
 
-def _real(cfg: DataConfig, progress: bool) -> DataBundle:
+def real_split(cfg: DataConfig) -> tuple[list[SampleFile], Split]:
+    """The files of a real dataset and the run's split of them, without decoding an image (``hdc-ray
+    evaluate`` reads only the split it scores)."""
     assert cfg.root is not None  # DataConfig guarantees it for real sources
     if cfg.source == "fugc":
         labeled, unlabeled = fugc_files(cfg.root)
@@ -125,6 +127,11 @@ def _real(cfg: DataConfig, progress: bool) -> DataBundle:
     has_mask = np.array([f.mask_path is not None for f in files])
     split = make_split(keys, n_val=cfg.n_val, n_test=cfg.n_test, label_ratio=cfg.label_ratio,
                        label_count=cfg.label_count, seed=cfg.effective_split_seed, labeled_mask=has_mask)  # fmt: skip
+    return files, split
+
+
+def _real(cfg: DataConfig, progress: bool) -> DataBundle:
+    files, split = real_split(cfg)
     counter = _Progress(len(files), cfg.source, progress)
 
     def subset(index: np.ndarray, labelled: bool) -> ArrayDataset:

@@ -127,3 +127,35 @@ def _floats(text: str | None, count: int | None, path: Path, default: float = 1.
     if count is not None and len(values) < count:
         raise DataError(f"{path}: MetaImage header value {text!r} needs {count} numbers")
     return values[:count] if count is not None else values
+
+
+_ELEMENT_TYPES = {np.dtype(v).newbyteorder("<").str: k for k, v in _TYPES.items()}
+
+
+def write_mha(path: str | Path, array: np.ndarray, spacing: tuple[float, ...] | None = None) -> Path:
+    """Write a 2-D or 3-D array as an uncompressed MetaImage (``.mha``, data ``LOCAL``): the inverse of
+    :func:`read_mha` (``spacing`` in array-axis order, e.g. ``(row, col)``; 1.0 when None).
+
+    What ITK / SimpleITK read back: ``GetArrayFromImage`` equals ``array`` and ``GetSpacing`` is the reverse
+    of ``spacing``. The file is written to a temporary name and renamed, so a reader never sees half of it.
+    """
+    import os
+
+    path = Path(path)
+    array = np.ascontiguousarray(array)
+    little = array.astype(array.dtype.newbyteorder("<"), copy=False)
+    element = _ELEMENT_TYPES.get(little.dtype.str)
+    if element is None or array.ndim not in (2, 3):
+        raise ValueError(f"write_mha: needs a 2-D or 3-D array of a MetaImage type, got {array.dtype} {array.shape}")
+    sizes = tuple(1.0 for _ in array.shape) if spacing is None else tuple(float(s) for s in spacing)
+    if len(sizes) != array.ndim:
+        raise ValueError(f"write_mha: spacing {spacing} does not match a {array.ndim}-D array")
+    header = "\n".join([
+        "ObjectType = Image", f"NDims = {array.ndim}", "BinaryData = True", "BinaryDataByteOrderMSB = False",
+        "CompressedData = False", f"DimSize = {' '.join(str(n) for n in reversed(array.shape))}",
+        f"ElementSpacing = {' '.join(repr(s) for s in reversed(sizes))}", f"ElementType = {element}", "ElementDataFile = LOCAL",
+    ])  # fmt: skip
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(header.encode("ascii") + b"\n" + little.tobytes())
+    os.replace(tmp, path)
+    return path

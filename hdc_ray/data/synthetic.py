@@ -294,6 +294,23 @@ def write_fugc_layout(root: str | Path, spec: SyntheticSpec, n_labeled: int, n_u
     return root
 
 
+def write_psfh_layout(root: str | Path, spec: SyntheticSpec, n: int, seed: int, spacing: tuple[float, float] = (0.25, 0.25)) -> Path:
+    """Write synthetic data in the PSFH / FH-PS-AOP layout under ``root`` (returned): ``image_mha/NNNNN.mha``
+    as three identical uint8 grey slices ``(3, S, S)`` and ``label_mha/NNNNN.mha`` ``(S, S)``, with ``spacing``
+    (row, col) mm per pixel. Use the "psfh" task for the release's classes (1 pubic symphysis, 2 fetal head)."""
+    from hdc_ray.data.mha import write_mha
+
+    root = Path(root)
+    images, masks = generate_dataset(spec, n, seed)
+    for folder in ("image_mha", "label_mha"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    for i, (image, mask) in enumerate(zip(images, masks, strict=True), start=1):
+        grey = np.round(image * 255.0).astype(np.uint8)
+        write_mha(root / "image_mha" / f"{i:05d}.mha", np.stack([grey] * 3), (1.0, *spacing))
+        write_mha(root / "label_mha" / f"{i:05d}.mha", mask, spacing)
+    return root
+
+
 def speckle_db_std(looks: int) -> float:
     """Theoretical std (dB) of log-compressed fully developed speckle averaged over ``looks`` looks:
     ``10 / ln 10 * sqrt(trigamma(looks))`` (5.57 dB for one look)."""

@@ -2,7 +2,9 @@
 
 Layout of a folder of checkpoints: ``epoch_0003.pt`` (the most recent ``train.keep_checkpoints`` are kept)
 and ``best.pt`` (eval network weights of the best validation epoch). Every write is atomic (write to a
-temporary file, then rename), so a crash never leaves a half-written checkpoint behind.
+temporary file, then rename), so a crash never leaves a half-written checkpoint behind. Every checkpoint
+carries a ``"card"`` (``hdc_ray.inference.card``: task, class names, input size, normalisation,
+architecture), so ``hdc-ray predict`` can use it without a config.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from hdc_ray.config import Config, flatten
+from hdc_ray.inference.card import card_of
 
 if TYPE_CHECKING:
     from hdc_ray.train.methods import Models
@@ -93,7 +96,13 @@ def snapshot(cfg: Config, models: Models, optimizer: torch.optim.Optimizer, scal
         "best_weights": state.best_weights,
         "history": state.history,
         "config": dict(flatten(cfg)),
+        "card": card_of(cfg).to_dict(),  # what best_weights are, for hdc-ray predict
     }
+
+
+def best_checkpoint(cfg: Config, weights: dict[str, torch.Tensor], metrics: dict[str, Any]) -> dict[str, Any]:
+    """``best.pt``: the selected weights, the run's summary and the card that says what they are."""
+    return {"format": FORMAT, "weights": weights, "metrics": metrics, "card": card_of(cfg).to_dict()}
 
 
 def restore(snap: dict[str, Any], models: Models, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> TrainState:

@@ -53,7 +53,7 @@ def run_local(cfg: Config, out_dir: Path, resume: bool = False, progress: bool =
 
     result = fit(cfg, data, on_epoch=on_epoch, resume=snapshot, progress=progress)
     summary = run_summary(cfg, data, result)
-    checkpoint.save_atomic({"format": checkpoint.FORMAT, "weights": result.best_weights, "metrics": summary}, out_dir / "best.pt")
+    checkpoint.save_atomic(checkpoint.best_checkpoint(cfg, result.best_weights, summary), out_dir / "best.pt")
     _write_json(out_dir / "metrics.json", summary)
     return result, summary
 

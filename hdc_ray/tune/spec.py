@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import yaml
 
-from hdc_ray.config import Config, ConfigError, apply_overrides, load_config, with_overrides
+from hdc_ray.config import Config, ConfigError, apply_overrides, load_config, packaged_or_path, with_overrides
 
 SPEC_DIR = Path(__file__).resolve().parents[1] / "search_spaces"  # hdc_ray/search_spaces -> ../search_spaces
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice", "fixed", "grid")
@@ -207,12 +207,10 @@ def shipped_spec_names() -> list[str]:
 
 
 def resolve_spec_path(name_or_path: str | Path) -> Path:
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    shipped = SPEC_DIR / f"{name_or_path}.yaml"
-    if path.suffix not in (".yaml", ".yml") and shipped.is_file():
-        return shipped
+    # A shipped name wins over a local file or folder of that name (./NAME reaches the local one; a note says so).
+    chosen = packaged_or_path(name_or_path, SPEC_DIR / f"{name_or_path}.yaml", "spec")
+    if chosen is not None and chosen.is_file():
+        return chosen
     names = shipped_spec_names()
     close = difflib.get_close_matches(str(name_or_path), names, n=1)
     raise SpecError(f"no spec {str(name_or_path)!r}: not a file and not one of {names}" + (f" (did you mean {close[0]!r}?)" if close else ""))

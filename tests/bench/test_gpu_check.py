@@ -41,6 +41,7 @@ def test_dry_run_reports_every_case(tmp_path: Path) -> None:
     expected = [
         "process group (gloo, world size 1)", "gloo collectives", "DDP vs unwrapped losses, hdc (gloo)",
         "dist.pin_memory batch == unpinned batch", "fp16 + GradScaler vs fp32 losses, synthetic hdc", "run_local bf16 on cpu, resumed vs straight", "total",
+        "predict on cpu (batch 2)",
         *(f"DDP fit {m} (gloo)" for m in METHODS),
         *(f"bf16 vs fp32 losses, {c} {m}" for c in ("synthetic", "paper") for m in METHODS),
     ]

@@ -50,7 +50,7 @@ def test_two_workers_match_one_worker_at_the_same_global_batch(ray_session: None
     assert two["val_n_cases"] == one["val_n_cases"] == 6  # whole split scored, not rank 0's half
     with result.checkpoint.as_directory() as folder:  # the 2-worker run's last checkpoint, from rank 0
         state = torch.load(Path(folder) / STATE_FILE, weights_only=True)
-    assert state["epoch"] == 2 and set(state) >= {"trainable", "teacher", "optimizer", "best_weights", "history"}
+    assert state["epoch"] == 2 and set(state) >= {"trainable", "teacher", "optimizer", "best_weights", "history", "card"}
 
 
 @pytest.mark.slow
