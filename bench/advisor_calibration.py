@@ -54,7 +54,7 @@ class Row:
     high: float
     where: str
     truth: float
-    limits: str  # "package" or "unlimited"
+    limits: str  # "package" or "unlimited" (the advisor before issue 22: no ceiling, no refusals, no widening)
 
     @property
     def ratio(self) -> float:
@@ -108,7 +108,7 @@ def calibrate(trials: pd.DataFrame, task: str, fit: list[int], extra: list[float
         for target in targets_for(curve, max(fit), extra):
             truth = truth_of(curve, target)
             mine = seen[seen["arm"] == arm]
-            for limits, kw in (("package", {"ceiling": _ceiling(seen)}), ("unlimited", {"max_extrapolation": math.inf, "error_factor": 1.0})):
+            for limits, kw in (("package", {"ceiling": _ceiling(seen)}), ("unlimited", {"max_extrapolation": math.inf, "error_factor": 1.0, "refuse_unidentified": False})):
                 r = labels_needed(mine, target, METRIC, n_boot=n_boot, seed=0, **kw).iloc[0]  # type: ignore[arg-type]
                 rows.append(Row(task, str(arm), target, float(r["n_needed"]), float(r["low"]), float(r["high"]), str(r["where"]), truth, limits))
     return rows

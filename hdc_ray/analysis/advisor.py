@@ -38,6 +38,10 @@ ROUGH_SEEDS = 5  # a bootstrap over fewer seeds has only a handful of distinct r
 MIN_INTERVAL_SEEDS = 3  # a bootstrap over 2 seeds has 3 distinct resamples: no interval
 C_BOUNDS = (0.05, 3.0)  # decay exponents seen on learning curves lie well inside (0.1-1 is typical)
 MAX_EXTRAPOLATION = 2.0  # never answer past 2x the largest measured budget
+# Between two measured budgets more than 4x apart (16 and all 400, say) the curve is not measured either: an answer
+# there extrapolates from the lower one, under the same limits (the calibration found supervised's "interpolated"
+# answers between 16 and 400 1.5-2.1x too high: docs/benchmarks.md, "Calibrating the budget advisor").
+MAX_GAP = 4.0
 # Multiplicative error of an extrapolated answer within MAX_EXTRAPOLATION, measured by bench/advisor_calibration.py
 # (predicted / measured labels needed; docs/benchmarks.md, "Calibrating the budget advisor"): extrapolated
 # intervals are widened by this factor on both sides.
@@ -154,6 +158,7 @@ class LabelsNeeded:
     reached_share: float
     confidence: float
     at_bound: bool = False
+    reach_from: float = math.nan  # the measured budget an extrapolated answer reaches out from
     ceiling: float = math.nan  # the asymptote's cap (a known all-labels ceiling), NaN when none
     error_factor: float = 1.0
 
@@ -180,17 +185,23 @@ class LabelsNeeded:
                     f"parameters ({self._curve()}), so the data do not pin down where it goes; measure larger budgets")
         if self.where == TOO_FAR:
             return (f"{self.arm}: labels needed for {goal} not answered: the fitted curve puts it at ~{_count(self.n_needed)}, "
-                    f"more than {MAX_EXTRAPOLATION:g}x the largest measured budget ({_count(self.max_measured)}), where "
+                    f"more than {MAX_EXTRAPOLATION:g}x the measured budget it reaches out from ({self._from()}), where "
                     "power-law extrapolation is not to be trusted; measure larger budgets")
         head = f"{self.arm} needs ~{_count(self.n_needed)} labelled images to reach {goal}"
         if self.where == BEYOND:
-            flag = (f"EXTRAPOLATED beyond the largest measured budget ({_count(self.max_measured)}), interval widened "
+            flag = (f"EXTRAPOLATED beyond the measured budget {self._from()}, interval widened "
                     f"x{self.error_factor:.2g} for the advisor's measured extrapolation error")
         elif self.where == BELOW:
             flag = f"below the smallest measured budget ({_count(self.min_measured)}), so extrapolated downwards"
         else:
             flag = f"between the measured budgets {_count(self.bracket_low)} and {_count(self.bracket_high)}"
         return f"{head} ({self._interval()}; {flag}; {self._curve()})"
+
+    def _from(self) -> str:
+        start = self.reach_from if not math.isnan(self.reach_from) else self.max_measured
+        if start >= self.max_measured:
+            return f"{_count(start)}, the largest"
+        return f"{_count(start)}; the next one measured, {_count(self.bracket_high)}, is more than {MAX_GAP:g}x further"
 
     def _curve(self) -> str:
         text = f"fitted asymptote {self.a:.3f}"
@@ -228,6 +239,7 @@ def labels_needed(
     ceiling: float | None = None,
     max_extrapolation: float = MAX_EXTRAPOLATION,
     error_factor: float = EXTRAPOLATION_ERROR,
+    refuse_unidentified: bool = True,
 ) -> pd.DataFrame:
     """How many labelled images does each arm need to reach ``target`` on ``metric``?
 
@@ -247,7 +259,7 @@ def labels_needed(
         raise AnalysisError(f"no '{arm_col}' column to split the trials by")
     if budget_column(done) != "n_labeled":
         raise AnalysisError("the budget advisor needs labelled-image counts (n_labeled) in the results")
-    limits = _Limits(ceiling, max_extrapolation, error_factor)
+    limits = _Limits(ceiling, max_extrapolation, error_factor, refuse_unidentified)
     rows = []
     for arm, sub in done.groupby(arm_col, sort=True):
         try:
@@ -265,6 +277,7 @@ class _Limits:
     ceiling: float | None
     max_extrapolation: float
     error_factor: float
+    refuse_unidentified: bool = True
 
     def a_max(self, sub: pd.DataFrame, metric: str) -> float:
         """The asymptote's cap for one arm: the ceiling, or the arm's best per-budget mean where that is higher."""
@@ -282,7 +295,7 @@ def _advise(sub: pd.DataFrame, arm: str, target: float, metric: str, n_boot: int
     seeds = int(sub["seed"].nunique())
     boot = _bootstrap(sub, metric, target, n_boot if seeds >= MIN_INTERVAL_SEEDS else 0, seed, (fit.a, fit.b, fit.c), a_max)
     tail = (1 - confidence) / 2
-    where = _where(n_needed, float(n.min()), float(n.max()), fit, limits.max_extrapolation)
+    where, reach_from = _where(n_needed, np.unique(n), fit, limits)
     widen = limits.error_factor if where == BEYOND else 1.0
     if len(boot):
         low, high = (float(v) for v in np.quantile(boot, [tail, 1 - tail], method="inverted_cdf"))  # inf sorts last
@@ -296,7 +309,7 @@ def _advise(sub: pd.DataFrame, arm: str, target: float, metric: str, n_boot: int
         where=where, min_measured=float(n.min()), max_measured=float(n.max()),
         bracket_low=_bracket(n, n_needed)[0], bracket_high=_bracket(n, n_needed)[1],
         n_seeds=seeds, n_boot=len(boot), reached_share=reached, confidence=confidence,
-        at_bound=fit.at_bound, ceiling=a_max if a_max < 1.0 else math.nan, error_factor=widen,
+        at_bound=fit.at_bound, reach_from=reach_from, ceiling=a_max if a_max < 1.0 else math.nan, error_factor=widen,
     )  # fmt: skip
 
 
@@ -308,18 +321,22 @@ def _bracket(measured: np.ndarray, n_needed: float) -> tuple[float, float]:
     return float(below.max()), float(above.min())
 
 
-def _where(n_needed: float, lo: float, hi: float, fit: CurveFit, max_extrapolation: float = MAX_EXTRAPOLATION) -> str:
+def _where(n_needed: float, measured: np.ndarray, fit: CurveFit, limits: _Limits) -> tuple[str, float]:
+    """Where the answer lies, and the measured budget it reaches out from (NaN when it is measured)."""
+    lo, hi = float(measured.min()), float(measured.max())
     if math.isinf(n_needed):
-        return NEVER
-    if n_needed > hi and fit.at_bound:
-        return UNIDENTIFIED
-    if n_needed > max_extrapolation * hi:
-        return TOO_FAR
-    if n_needed > hi:
-        return BEYOND
+        return NEVER, math.nan
     if n_needed < lo:
-        return BELOW
-    return INSIDE
+        return BELOW, lo
+    below, above = _bracket(measured, n_needed)
+    start = hi if n_needed > hi else below
+    if n_needed <= hi and above <= MAX_GAP * below:
+        return INSIDE, math.nan
+    if fit.at_bound and limits.refuse_unidentified:
+        return UNIDENTIFIED, start
+    if n_needed > limits.max_extrapolation * start:
+        return TOO_FAR, start
+    return BEYOND, start
 
 
 def _bootstrap(sub: pd.DataFrame, metric: str, target: float, n_boot: int, seed: int, start: tuple[float, float, float], a_max: float = 1.0) -> np.ndarray:

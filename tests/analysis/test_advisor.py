@@ -84,7 +84,7 @@ def test_target_beyond_the_largest_budget_is_flagged_as_extrapolation_and_its_in
     (wide,) = labels_needed(trials, target=0.8, n_boot=100, error_factor=1.5).to_dict("records")
     assert plain["where"] == BEYOND and plain["extrapolated"] and plain["reachable"] and not plain["refused"]
     assert plain["n_needed"] == pytest.approx(_inverse(0.8), rel=0.35)
-    assert "EXTRAPOLATED beyond the largest measured budget (32)" in plain["sentence"]
+    assert "EXTRAPOLATED beyond the measured budget 32, the largest" in plain["sentence"]
     assert wide["low"] == pytest.approx(plain["low"] / 1.5) and wide["high"] == pytest.approx(plain["high"] * 1.5)
     assert "widened x1.5" in wide["sentence"]
 
@@ -92,8 +92,20 @@ def test_target_beyond_the_largest_budget_is_flagged_as_extrapolation_and_its_in
 def test_no_answer_past_twice_the_largest_measured_budget() -> None:
     (row,) = labels_needed(_trials(), target=0.86, n_boot=50).to_dict("records")  # truth ~376, measured up to 64
     assert row["where"] == TOO_FAR and row["refused"] and row["extrapolated"]
-    assert "not answered" in row["sentence"] and "more than 2x the largest measured budget (64)" in row["sentence"]
+    assert "not answered" in row["sentence"] and "more than 2x the measured budget it reaches out from (64, the largest)" in row["sentence"]
     assert "needs ~" not in row["sentence"]
+
+
+def test_an_answer_across_a_wide_gap_between_budgets_is_an_extrapolation_from_the_lower_one() -> None:
+    # supervised measured at 4, 8, 16 and all 400: 0.80 needs ~37, inside 16-400 but 25x from 16 to 400
+    trials = _trials(budgets=(4, 8, 16, 400))
+    (near,) = labels_needed(trials, target=0.78, n_boot=50).to_dict("records")  # ~28: within 2x of 16
+    (far,) = labels_needed(trials, target=0.80, n_boot=50).to_dict("records")  # ~37: more than 2x of 16
+    assert near["where"] == BEYOND and near["reach_from"] == 16
+    assert "EXTRAPOLATED beyond the measured budget 16; the next one measured, 400, is more than 4x further" in near["sentence"]
+    assert far["where"] == TOO_FAR and far["refused"] and far["reach_from"] == 16
+    (dense,) = labels_needed(_trials(), target=0.8, n_boot=50).to_dict("records")  # 32 and 64 measured: 2x apart
+    assert dense["where"] == INSIDE
 
 
 def test_an_extrapolation_from_a_fit_at_its_bound_is_refused_as_unidentified() -> None:

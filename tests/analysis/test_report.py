@@ -148,7 +148,8 @@ def test_answer_without_supervised_arm_says_so(results_root: Path, sweep_writer,
 def test_target_beyond_the_data_is_flagged(fake_results: Path, tmp_path: Path) -> None:
     report = build_report(read_results(fake_results, ["budget"]), tmp_path / "r", target_dice=0.89, n_boot=N_BOOT)
     answer = _answer(report.markdown.read_text())
-    assert "EXTRAPOLATED beyond the largest measured budget (50)" in answer
+    assert "EXTRAPOLATED beyond the measured budget 50, the largest" in answer
+    assert "supervised: labels needed for test Dice (foreground mean) 0.89 not identified" in answer  # its fit sits at a=1
     assert report.plots["labels_needed"].name == "labels_needed.png"
 
 
