@@ -21,7 +21,10 @@ def lr_at(cfg: Config, step: int) -> float:
 
 
 def ramp_at(cfg: Config, step: int) -> float:
-    """ramp(t) of the unsupervised terms: sigmoid ramp-up over ``loss.ramp_fraction`` of all steps."""
+    """ramp(t) of the unsupervised terms: sigmoid ramp-up over ``loss.ramp_fraction`` of all steps; 1 for
+    FixMatch / UniMatch, which have none, unless ``loss.fixmatch_ramp``."""
+    if cfg.train.method in ("fixmatch", "unimatch") and not cfg.loss.fixmatch_ramp:
+        return 1.0
     length = cfg.loss.ramp_fraction * cfg.train.epochs * cfg.train.iters_per_epoch
     return sigmoid_rampup(step, length)
 
