@@ -9,9 +9,11 @@ from hdc_ray.losses import sigmoid_rampup
 
 
 def lr_at(cfg: Config, step: int) -> float:
-    """Linear warm-up over ``train.warmup_iters``, then constant or cosine to 0 (``train.schedule``)."""
+    """Linear warm-up over ``train.warmup_iters``, then constant or cosine (``train.schedule``), the cosine
+    reaching 0 after max(``train.cosine_steps``, the run's steps): a run shorter than ``cosine_steps`` is the
+    start of that longer schedule."""
     tc = cfg.train
-    total = tc.epochs * tc.iters_per_epoch
+    total = max(tc.epochs * tc.iters_per_epoch, tc.cosine_steps or 0)
     if step < tc.warmup_iters:
         return tc.lr * (step + 1) / tc.warmup_iters
     if tc.schedule == "constant":
