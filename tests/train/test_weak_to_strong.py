@@ -117,3 +117,15 @@ def test_two_shards_see_exactly_the_one_rank_batch(cfg: Config, data) -> None:  
     parts = [make_batch(run, data, 1, 1, Shard(r, 2), cpu, with_unlabeled=True) for r in range(2)]
     for name in ("u_w", "u_s", "u_s2", "u_w_mix", "box_s", "box_s2"):
         torch.testing.assert_close(torch.cat([getattr(p, name) for p in parts]), getattr(whole, name))
+
+
+def test_unimatch_resumes_exactly(cfg: Config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from hdc_ray.train.run import run_local
+
+    run = with_overrides(cfg, {"train.method": "unimatch"})
+    full, _ = run_local(run, tmp_path / "full", progress=False)
+    run_local(run, tmp_path / "split", progress=False)
+    (tmp_path / "split" / "checkpoints" / "epoch_0002.pt").unlink()  # as if killed during epoch 2
+    resumed, _ = run_local(run, tmp_path / "split", resume=True, progress=False)
+    assert [h["train_loss"] for h in resumed.history] == pytest.approx([h["train_loss"] for h in full.history], rel=1e-6)
+    assert resumed.test["test_dice_fg"] == pytest.approx(full.test["test_dice_fg"], rel=1e-6)
