@@ -233,7 +233,7 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--counts", type=int, nargs="+", default=[4, 8], help="the low label budgets, in labelled images")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), help="arms at the low budgets (cps is available too)")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), help="arms at the low budgets (cps, fixmatch, unimatch are available too)")
     parser.add_argument("--ablate", nargs="*", default=[], metavar="NAME:KEY=V[,KEY=V]", help="HDC variants, e.g. no_pc:loss.w_pc=0")
     parser.add_argument("--no-reference", action="store_true", help="skip supervised on all labels")
     parser.add_argument("--out", default="results/ssl_benchmark", help="folder for runs.json, table.md, label_budget.png")

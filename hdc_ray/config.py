@@ -27,8 +27,9 @@ import yaml
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 # "supervised_ema": supervised training on labelled images only, always scored with an EMA teacher of its
-# weights, so a benchmark can tell the EMA gain of mean teacher / HDC from their SSL gain.
-Method = Literal["supervised", "supervised_ema", "mean_teacher", "hdc", "cps"]
+# weights, so a benchmark can tell the EMA gain of mean teacher / HDC from their SSL gain. "fixmatch" and
+# "unimatch": the single-network weak-to-strong peers (UniMatch, Yang et al. CVPR 2023, and its FixMatch).
+Method = Literal["supervised", "supervised_ema", "mean_teacher", "hdc", "cps", "fixmatch", "unimatch"]
 
 
 class ConfigError(ValueError):
@@ -120,6 +121,18 @@ class NoiseConfig:
     feature_dropout: float = 0.3  # share of the most-attended locations dropped (CCT); 0 disables
     channel_dropout: float = 0.2  # Dropout2d rate; 0 disables
     feature_perturbation: Literal["random", "all"] = "random"  # one per image at random (UniMatch-like) or all stacked
+    # FixMatch / UniMatch (train.method fixmatch, unimatch). Their strong views are UniMatch's medical ones, not
+    # the strong_* fields above: colour jitter (p 0.8; on a grey image ColorJitter(0.5, 0.5, 0.5, 0.25) is
+    # brightness and contrast factors in [0.5, 1.5], saturation and hue do nothing), Gaussian blur (p 0.5, sigma
+    # in [0.1, 2]), then CutMix with a second unlabelled batch: a box of area share U(cutmix_min_area,
+    # cutmix_max_area) and aspect ratio in [cutmix_ratio, 1 / cutmix_ratio], with probability cutmix_p.
+    cutmix_p: float = 0.5
+    cutmix_min_area: float = 0.02
+    cutmix_max_area: float = 0.4
+    cutmix_ratio: float = 0.3
+    # UniMatch's feature-perturbed stream: Dropout2d at this rate on every encoder feature of the weak view,
+    # decoded by the same decoder (UniMatch: nn.Dropout2d(0.5) on all five encoder levels).
+    fp_dropout: float = 0.5
 
     def __post_init__(self) -> None:
         for name in ("weak_flip_p", "strong_blur_p", "strong_cutout_p", "feature_dropout", "channel_dropout"):
@@ -129,6 +142,12 @@ class NoiseConfig:
             value = getattr(self, name)
             _check(0.0 <= value < 1.0, f"noise.{name}", f"must be in [0, 1), got {value}")
         _check(self.feature_noise >= 0.0, "noise.feature_noise", "must be >= 0")
+        for name in ("cutmix_p", "cutmix_min_area", "cutmix_max_area"):
+            value = getattr(self, name)
+            _check(0.0 <= value <= 1.0, f"noise.{name}", f"must be in [0, 1], got {value}")
+        _check(self.cutmix_min_area <= self.cutmix_max_area, "noise.cutmix_min_area", "must be <= noise.cutmix_max_area")
+        _check(0.0 < self.cutmix_ratio <= 1.0, "noise.cutmix_ratio", f"must be in (0, 1], got {self.cutmix_ratio}")
+        _check(0.0 <= self.fp_dropout < 1.0, "noise.fp_dropout", f"must be in [0, 1), got {self.fp_dropout}")
 
 
 @dataclass(frozen=True)
@@ -144,6 +163,21 @@ class LossConfig:
     w_cg: float = 0.1
     w_mi: float = 0.1  # Mutual Information (student main vs noisy branch)
     w_cps: float = 1.0  # cross pseudo supervision (method "cps" only)
+    # FixMatch / UniMatch: weight of the unlabelled loss. Their total is (L_x + L_u) / 2: 1:1 (the /2 only scales
+    # the lr). UniMatch splits L_u between its feature-perturbed stream (w_u * fp_share) and the two strong views
+    # (the rest, equally): its code's 0.5 / 0.25 / 0.25.
+    w_u: float = 1.0
+    fp_share: float = 0.5
+    # Pseudo-labels of FixMatch / UniMatch: the network's own weak-view prediction, kept where its confidence is
+    # >= fixmatch_threshold (0.95 in every UniMatch config; HDC's teacher uses confidence_threshold).
+    fixmatch_threshold: float = 0.95
+    # Their unlabelled loss: "dice" = UniMatch's medical code (Dice over every class, background included,
+    # on the confident pixels only); "ce" = the paper and its natural-image code (CE on confident pixels,
+    # summed, over all pixels).
+    fixmatch_loss: Literal["dice", "ce"] = "dice"
+    # FixMatch / UniMatch have no ramp-up (the threshold holds back early pseudo-labels): false gives their
+    # unlabelled terms weight w_u from step 0; true ramps them like the other methods (loss.ramp_fraction).
+    fixmatch_ramp: bool = False
     # Pixel-consistency mask and L_CG form, chosen on the v2 benchmark (docs/benchmarks.md, "Which HDC terms
     # matter"): fixed 0.9 + ITRD's log L_CG was the best HDC on both tasks; where the mask opened wide it hurt
     # ("adaptive", FreeMatch's self-adaptive threshold, + the bounded "linear" L_CG lost the PSFH-like pubic
@@ -191,8 +225,10 @@ class LossConfig:
     ramp_fraction: float = 0.4  # sigmoid ramp-up length as a fraction of all training iterations
 
     def __post_init__(self) -> None:
-        for name in ("w_sup", "sup_dice", "w_pc", "w_cg", "w_mi", "w_cps"):
+        for name in ("w_sup", "sup_dice", "w_pc", "w_cg", "w_mi", "w_cps", "w_u"):
             _check(getattr(self, name) >= 0.0, f"loss.{name}", "must be >= 0")
+        _check(0.0 <= self.fp_share <= 1.0, "loss.fp_share", f"must be in [0, 1], got {self.fp_share}")
+        _check(0.0 <= self.fixmatch_threshold < 1.0, "loss.fixmatch_threshold", "must be in [0, 1)")
         _check(0.0 <= self.confidence_threshold < 1.0, "loss.confidence_threshold", "must be in [0, 1)")
         _check(0.0 <= self.threshold_momentum < 1.0, "loss.threshold_momentum", f"must be in [0, 1), got {self.threshold_momentum}")
         _check(len(self.cg_levels) >= 1, "loss.cg_levels", "needs at least one level")
@@ -210,6 +246,12 @@ class TrainConfig:
     weight_decay: float = 1e-4
     optimizer: Literal["adamw", "sgd"] = "adamw"
     schedule: Literal["cosine", "constant"] = "cosine"
+    # Length of the cosine, in steps: it decays over max(this, the run's steps). None: the run's own steps (a
+    # plain cosine to 0). The real-data configs set their authors' full run (10,000), so that a shorter run, a
+    # user's first try or a sweep trial cut short, follows the start of the authors' schedule instead of a
+    # compressed cosine that reaches 0 before late-learned small classes are learned (docs/method.md,
+    # "Short runs of the real-data configs").
+    cosine_steps: int | None = None
     warmup_iters: int = 0
     ema_decay: float = 0.99
     seed: int = 0
@@ -229,6 +271,7 @@ class TrainConfig:
         _check(self.epochs >= 1 and self.iters_per_epoch >= 1, "train.epochs", "epochs and iters_per_epoch >= 1")
         _check(self.batch_labeled >= 1 and self.batch_unlabeled >= 1, "train.batch_labeled", "batches must be >= 1")
         _check(self.lr > 0.0, "train.lr", "must be > 0")
+        _check(self.cosine_steps is None or self.cosine_steps >= 1, "train.cosine_steps", "must be >= 1 or null (the run's own steps)")
         _check(0.0 <= self.ema_decay < 1.0, "train.ema_decay", "must be in [0, 1)")
         _check(self.checkpoint_every >= 1 and self.keep_checkpoints >= 1, "train.checkpoint_every", "must be >= 1")
         _check(self.select_metric.startswith("val_"), "train.select_metric", "must be a validation metric (val_...)")

@@ -52,7 +52,7 @@ def test_yaml_11_exponent_strings_become_floats(tmp_path: Path) -> None:
     ("override", "message"),
     [
         ("train.epochs=two", "expected an integer"),
-        ("train.method=fixmatch", "is not one of"),
+        ("train.method=flexmatch", "is not one of"),
         ("data.label_ratio=0", r"must be in \(0, 1\]"),
         ("data.label_ratio=1.5", r"must be in \(0, 1\]"),
         ("noise.strong_geometric=yes please", "expected true/false"),

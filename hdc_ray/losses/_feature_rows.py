@@ -15,6 +15,15 @@ def to_rows(x: Tensor) -> Tensor:
     return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1]).float()
 
 
+def sampled_rows(x: Tensor, idx: Tensor | None) -> Tensor:
+    """``to_rows(x)[idx]`` (all rows for None), gathered straight from the (B, D, h, w) map: the same numbers
+    without copying the whole permuted map, and a backward that scatters ``len(idx)`` rows, not all of them."""
+    if idx is None:
+        return to_rows(x)
+    hw = x.shape[2] * x.shape[3]
+    return x.flatten(2)[idx // hw, :, idx % hw].float()  # (n, D): advanced indices around a slice go first
+
+
 def full_precision(x: Tensor) -> torch.autocast:
     """Context that turns autocast off on ``x``'s device, so Gram matrices stay float32.
 

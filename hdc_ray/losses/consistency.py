@@ -15,7 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["adaptive_thresholds", "confidence_sums", "consistency_loss", "ema_confidence_update", "initial_confidence"]
+__all__ = ["adaptive_thresholds", "confidence_sums", "consistency_loss", "ema_confidence_update", "initial_confidence", "masked_dice_loss"]
+
+# UniMatch medical DiceLoss smoothing: with no confident pixel a class scores (0 + eps) / (0 + eps) = 1, loss 0.
+_DICE_SMOOTH = 1e-5
 
 
 def consistency_loss(
@@ -61,6 +64,29 @@ def consistency_loss(
     loss = torch.where(mask, ce, torch.zeros_like(ce)).sum() / n_valid
     confident_fraction = (mask.sum() / n_valid).to(student_logits.dtype).detach()
     return loss, confident_fraction
+
+
+def masked_dice_loss(student_logits: Tensor, teacher_logits: Tensor, threshold: float) -> tuple[Tensor, Tensor]:
+    """UniMatch's medical unlabelled loss: Dice of the student softmax against confident hard pseudo-labels.
+
+    Shapes: ``student_logits``, ``teacher_logits`` (B, C, H, W) (the pseudo-label source, detached here;
+    after CutMix its logits are mixed alike). Returns ``(loss, confident_fraction)``, scalars.
+
+    pseudo = argmax softmax(teacher), conf = its max; only pixels with conf >= ``threshold``
+    (``loss.fixmatch_threshold``) count. Per class c over the whole batch: D_c = (2 sum p_c y_c + eps) /
+    (sum p_c^2 + sum y_c^2 + eps), eps 1e-5 (V-Net's squared denominators, as UniMatch's DiceLoss); loss =
+    mean over ALL classes, background included, of 1 - D_c. No confident pixel gives 0.
+    """
+    if student_logits.ndim != 4 or teacher_logits.shape != student_logits.shape:
+        raise ValueError(f"student and teacher logits must be equal (B, C, H, W), got {tuple(student_logits.shape)} and {tuple(teacher_logits.shape)}")
+    with torch.no_grad():
+        conf, pseudo = teacher_logits.detach().softmax(dim=1).max(dim=1)  # (B, H, W) each
+        mask = (conf >= threshold).to(student_logits.dtype)[:, None]  # (B, 1, H, W)
+        target = F.one_hot(pseudo, student_logits.shape[1]).permute(0, 3, 1, 2).to(student_logits.dtype) * mask  # (B, C, H, W)
+    probs = student_logits.float().softmax(dim=1) * mask
+    inter = (probs * target).sum(dim=(0, 2, 3))  # (C,)
+    dice = (2 * inter + _DICE_SMOOTH) / (probs.square().sum(dim=(0, 2, 3)) + target.square().sum(dim=(0, 2, 3)) + _DICE_SMOOTH)
+    return (1 - dice).mean(), mask.mean().detach()
 
 
 def _pixel_threshold(threshold: float | Tensor, pseudo: Tensor, num_classes: int) -> float | Tensor:

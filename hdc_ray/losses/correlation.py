@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from hdc_ray.losses._feature_rows import full_precision, sample_rows, to_rows
+from hdc_ray.losses._feature_rows import full_precision, sample_rows, sampled_rows
 
 __all__ = ["correlation_guidance_loss"]
 
@@ -53,10 +53,8 @@ def _standardise(z: Tensor) -> Tensor:
 
 
 def _itrd_level(s: Tensor, t: Tensor, alpha: float, max_samples: int | None, generator: torch.Generator | None, form: str) -> Tensor:
-    zs, zt = to_rows(s), to_rows(t.detach())  # (n, D) each
-    idx = sample_rows(zs.shape[0], max_samples, generator, zs.device)
-    if idx is not None:  # same rows on both sides, or the correlation would be of unrelated pixels
-        zs, zt = zs[idx], zt[idx]
+    idx = sample_rows(s.shape[0] * s.shape[2] * s.shape[3], max_samples, generator, s.device)
+    zs, zt = sampled_rows(s, idx), sampled_rows(t.detach(), idx)  # (n, D) each: the same rows on both sides
     c = (_standardise(zs) * _standardise(zt)).mean(dim=0)  # (D,) per-dimension correlation
     mismatch = (1.0 - c).abs().pow(2.0 * alpha)  # (D,)
     if form == "linear":

@@ -12,23 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from hdc_ray.losses._feature_rows import full_precision, sample_rows, to_rows
+from hdc_ray.losses._feature_rows import full_precision, sample_rows, sampled_rows, to_rows
 
 __all__ = ["mutual_information_loss"]
 
 KINDS = ("renyi", "iic")
 DETACH = ("none", "main", "noisy")
-
-
-def _normalised_gram(g: Tensor, eps: float) -> Tensor:
-    # eps keeps an all-zero feature map (trace 0) at G = 0 instead of 0 / 0.
-    return g / (torch.diagonal(g).sum() + eps)
-
-
-def _renyi_gap(g_learn: Tensor, g_ref: Tensor, eps: float) -> Tensor:
-    """||G_learn||_F^2 - ||G_learn * G_ref||_F^2, both trace-normalised (ITRD's MI surrogate)."""
-    g_joint = _normalised_gram(g_learn * g_ref, eps)
-    return _normalised_gram(g_learn, eps).square().sum() - g_joint.square().sum()
 
 
 def _renyi(
@@ -39,19 +28,26 @@ def _renyi(
     generator: torch.Generator | None,
     eps: float,
 ) -> Tensor:
-    z1, z2 = to_rows(main), to_rows(noisy)  # (n, D) each
-    idx = sample_rows(z1.shape[0], max_samples, generator, z1.device)
-    if idx is not None:  # same pixels on both sides: the Hadamard product pairs row i with row i
-        z1, z2 = z1[idx], z2[idx]
-    z1, z2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
+    n = main.shape[0] * main.shape[2] * main.shape[3]
+    idx = sample_rows(n, max_samples, generator, main.device)  # same pixels on both sides: row i pairs with row i
+    z1, z2 = F.normalize(sampled_rows(main, idx), dim=1), F.normalize(sampled_rows(noisy, idx), dim=1)  # (n, D) each
     g1, g2 = z1 @ z1.T, z2 @ z2.T  # (n, n) pixel Gram matrices
+    # ||G / tr G||_F^2 = sum(G^2) / tr(G)^2 and the joint Gram's sum((G1 G2)^2) = sum(G1^2 G2^2): the same values
+    # as normalising the (n, n) matrices first, with a third of the full-size temporaries (and their backward).
+    sq1, sq2 = g1.square(), g2.square()
+    joint = (sq1 * sq2).sum() / ((torch.diagonal(g1) * torch.diagonal(g2)).sum() + eps).square()
     # The learning side takes ITRD's student role (the marginal term): with G2 learnable in
     # ||G1||^2 - ||G1*G2||^2, G2 -> all ones (noisy features collapsed to one direction) gives 0.
     if detach == "main":
-        return _renyi_gap(g2, g1.detach(), eps)
+        return _marginal(sq2, g2, eps) - joint
     if detach == "noisy":
-        return _renyi_gap(g1, g2.detach(), eps)
-    return 0.5 * (_renyi_gap(g1, g2, eps) + _renyi_gap(g2, g1, eps))
+        return _marginal(sq1, g1, eps) - joint
+    return 0.5 * (_marginal(sq1, g1, eps) + _marginal(sq2, g2, eps)) - joint
+
+
+def _marginal(square: Tensor, g: Tensor, eps: float) -> Tensor:
+    """||G / (tr G + eps)||_F^2 from G's element-wise square; eps keeps an all-zero map (trace 0) at 0, not 0 / 0."""
+    return square.sum() / (torch.diagonal(g).sum() + eps).square()
 
 
 def _iic(main: Tensor, noisy: Tensor, eps: float) -> Tensor:

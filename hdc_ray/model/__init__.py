@@ -1,9 +1,10 @@
-"""Networks: U-Net encoder/decoders, the dual-decoder student, the EMA teacher, the CPS pair."""
+"""Networks: U-Net encoder/decoders, the dual-decoder student, the EMA teacher, the CPS pair, UniMatch's network."""
 
 from hdc_ray.model.nets import (
     CPSPair,
     DualDecoderNet,
     DualOutput,
+    FPSegNet,
     SegNet,
     SegOutput,
     build_dual,
@@ -17,6 +18,7 @@ __all__ = [
     "CPSPair",
     "DualDecoderNet",
     "DualOutput",
+    "FPSegNet",
     "SegNet",
     "SegOutput",
     "build_dual",

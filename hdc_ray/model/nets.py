@@ -73,6 +73,28 @@ class DualDecoderNet(nn.Module):
         return SegNet(self.encoder, self.main)
 
 
+class FPSegNet(nn.Module):
+    """UniMatch's network: one encoder-decoder (``net``) that also decodes feature-perturbed copies of some rows.
+
+    One forward call per step (DDP), so the perturbed stream rides along: ``fp_rows`` = (start, stop) picks
+    the images (the unlabelled weak view) whose encoder features are perturbed and decoded a second time by
+    the same decoder.
+    """
+
+    def __init__(self, net: SegNet, perturb: Perturbation) -> None:
+        super().__init__()
+        self.net = net
+        self.perturb = perturb
+
+    def forward(self, x: Tensor, fp_rows: tuple[int, int], noise_seeds: Tensor) -> tuple[SegOutput, Tensor]:
+        """x (B, 1, H, W); noise_seeds (stop - start,) int64 -> (output on x, fp logits (stop - start, K, H, W))."""
+        enc = self.net.encoder(x)
+        logits, dec = self.net.decoder(enc)
+        start, stop = fp_rows
+        logits_fp, _ = self.net.decoder(self.perturb([f[start:stop] for f in enc], noise_seeds))
+        return SegOutput(logits, name_features(enc, dec)), logits_fp
+
+
 class CPSPair(nn.Module):
     """Two independently initialised segmenters for cross pseudo supervision (the multi-network baseline)."""
 

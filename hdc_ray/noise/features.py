@@ -21,12 +21,18 @@ class FeaturePerturbation(nn.Module):
         self.kinds = [k for k, on in (("noise", cfg.feature_noise > 0), ("drop", cfg.feature_dropout > 0), ("channel", cfg.channel_dropout > 0)) if on]
 
     def forward(self, feats: list[Tensor], seeds: Tensor) -> list[Tensor]:
-        """feats: encoder maps [(B, C_l, H_l, W_l)]; seeds (B,) int64 -> perturbed maps, same shapes."""
+        """feats: encoder maps [(B, C_l, H_l, W_l)]; seeds (B,) int64 -> perturbed maps, same shapes.
+
+        Per level, each image's draws come from its own generator in the order of the per-image definitions
+        (``feature_noise``, ``feature_dropout``, ``channel_dropout``), and are then applied to the whole batch
+        as one multiplier per kind: the same numbers as perturbing image by image, without a per-image
+        slice and stack (whose backward writes a full-batch gradient per image).
+        """
         if not self.kinds:
             return feats
         gens = generators(seeds, feats[0].device)
         chosen = [self._choose(g) for g in gens]
-        return [torch.stack([self._perturb_one(f[i], kinds, gens[i]) for i, kinds in enumerate(chosen)]) for f in feats]
+        return [self._perturb_level(f, chosen, gens) for f in feats]
 
     def _choose(self, g: torch.Generator) -> list[str]:
         if self.cfg.feature_perturbation == "all":
@@ -34,15 +40,47 @@ class FeaturePerturbation(nn.Module):
         pick = int(torch.randint(len(self.kinds), (), generator=g, device=g.device).item())
         return [self.kinds[pick]]
 
-    def _perturb_one(self, x: Tensor, kinds: list[str], g: torch.Generator) -> Tensor:
-        for kind in kinds:
-            if kind == "noise":
-                x = feature_noise(x, self.cfg.feature_noise, g)
-            elif kind == "drop":
-                x = feature_dropout(x, self.cfg.feature_dropout)
-            else:
-                x = channel_dropout(x, self.cfg.channel_dropout, g)
-        return x
+    def _perturb_level(self, x: Tensor, chosen: list[list[str]], gens: list[torch.Generator]) -> Tensor:
+        """x (B, C, H, W) -> x * m: every image's chosen kinds (in the kinds' order) folded into one multiplier
+        m (built without grad), so the perturbation costs one product and its backward, not one per kind.
+
+        x + x u = x (1 + u) and (x keep) / (1 - p) = x (keep / (1 - p)) up to rounding; feature dropout ranks
+        locations on the features as perturbed so far, as when the kinds are applied one after the other.
+        """
+        with torch.no_grad():
+            m = torch.ones_like(x)
+            for kind in self.kinds:
+                on = [kind in kinds for kinds in chosen]
+                if not any(on):
+                    continue
+                rows = [i for i, o in enumerate(on) if o]
+                if kind == "noise":
+                    u = torch.stack([_uniform_noise(x.shape[1:], self.cfg.feature_noise, gens[i], x.dtype) for i in rows])
+                    m[rows] = m[rows] * (1 + u)
+                elif kind == "drop":
+                    m[rows] = m[rows] * _keep_least_attended(x[rows] * m[rows], self.cfg.feature_dropout)
+                else:
+                    keep = torch.stack([_channel_keep(x.shape[1], self.cfg.channel_dropout, gens[i], x.dtype) for i in rows])
+                    m[rows] = m[rows] * (keep / (1.0 - self.cfg.channel_dropout))
+        return x * m
+
+
+def _uniform_noise(shape: torch.Size, r: float, g: torch.Generator, dtype: torch.dtype) -> Tensor:
+    return (torch.rand(shape, generator=g, device=g.device, dtype=dtype) * 2 - 1) * r
+
+
+def _keep_least_attended(x: Tensor, share: float) -> Tensor:
+    """(B, C, H, W) -> (B, 1, H, W) 0/1: per image, 0 on the ``share`` most-attended locations (channel mean)."""
+    attention = x.detach().mean(dim=1)  # (B, H, W)
+    k = round(share * attention[0].numel())
+    if k == 0:
+        return torch.ones_like(attention)[:, None]
+    threshold = attention.flatten(1).topk(k, dim=1).values[:, -1]  # (B,)
+    return (attention < threshold[:, None, None]).to(x.dtype)[:, None]
+
+
+def _channel_keep(channels: int, p: float, g: torch.Generator, dtype: torch.dtype) -> Tensor:
+    return (torch.rand(channels, 1, 1, generator=g, device=g.device) >= p).to(dtype)
 
 
 def feature_noise(x: Tensor, r: float, g: torch.Generator) -> Tensor:

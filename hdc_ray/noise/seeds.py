@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-# Stream ids keep independent draws for one image apart.
-WEAK, STRONG, FEATURE, SUBSAMPLE = 1, 2, 3, 4
+# Stream ids keep independent draws for one image apart. STRONG2: UniMatch's second strong view; CUTMIX,
+# CUTMIX2: the CutMix boxes of the first and second strong views.
+WEAK, STRONG, FEATURE, SUBSAMPLE, STRONG2, CUTMIX, CUTMIX2 = 1, 2, 3, 4, 5, 6, 7
 
 
 def derive_seed(*parts: int) -> int:

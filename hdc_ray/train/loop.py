@@ -21,11 +21,11 @@ from torch import nn
 from hdc_ray.config import Config
 from hdc_ray.noise.seeds import derive_seed
 from hdc_ray.train import checkpoint
-from hdc_ray.train.batches import Shard, make_batch
+from hdc_ray.train.batches import WEAK_TO_STRONG, Shard, make_batch
 from hdc_ray.train.checkpoint import TrainState
 from hdc_ray.train.evaluation import evaluate, mean_over_ranks, test_best, update_best
 from hdc_ray.train.methods import Models, build_models, check_data_for_method, needs_unlabeled, scored_net
-from hdc_ray.train.step import build_optimizer, build_scaler, train_step
+from hdc_ray.train.step import StepResult, build_optimizer, build_scaler, train_step
 
 EpochCallback = Callable[[dict[str, float], "dict[str, Any] | None"], None]
 # Below this share of confident pixels after the ramp-up, pixel consistency hardly acts (issue 10: at a
@@ -125,6 +125,9 @@ def low_confidence_warning(cfg: Config, record: dict[str, float]) -> str | None:
     if record["epoch"] < min(ramp_end + 0.5 * (epochs - ramp_end), epochs):
         return None
     lc = cfg.loss
+    if cfg.train.method in WEAK_TO_STRONG:  # their own threshold, and only it
+        return (f"WARNING: epoch {int(record['epoch'])}: only {fraction:.1%} of unlabelled pixels pass the pseudo-label threshold "
+                f"(loss.fixmatch_threshold={lc.fixmatch_threshold}); the unlabelled terms barely act (a lower loss.fixmatch_threshold opens it)")  # fmt: skip
     threshold = f"fixed {lc.confidence_threshold}" if lc.threshold_kind == "fixed" else f"adaptive, now {record.get('train_pc_threshold', float('nan')):.3f}"
     return (
         f"WARNING: epoch {int(record['epoch'])}: only {fraction:.1%} of unlabelled pixels pass the pseudo-label threshold "
@@ -144,22 +147,28 @@ def _run_epoch(cfg, data, models: Models, model: nn.Module, optimizer, scaler, e
     model.train()
     bar = _progress_bar(tc.iters_per_epoch, f"epoch {epoch + 1}/{tc.epochs}", progress and shard.rank == 0)
     for it in range(tc.iters_per_epoch):
-        step = epoch * tc.iters_per_epoch + it
-        torch.manual_seed(derive_seed(tc.seed, epoch, it, shard.rank))  # dropout draws, reproducible on resume
-        batch = make_batch(cfg, data, epoch, it, shard, device, needs_unlabeled(cfg))
-        out = train_step(cfg, models, model, optimizer, scaler, batch, step)
+        out, n_images = train_iteration(cfg, data, models, model, optimizer, scaler, epoch, it, shard, device)
         sums["loss"] += float(out.total)
         for key, value in out.terms.items():
             sums[f"loss_{key}"] += float(value)
         for key, value in out.stats.items():
             sums[key] += float(value)
-        images += batch.n_images
+        images += n_images
         bar.update(1)
         bar.set_postfix(loss=f"{float(out.total):.3f}")
     bar.close()
     seconds = time.perf_counter() - start
     means = mean_over_ranks({f"train_{k}": v / tc.iters_per_epoch for k, v in sums.items()})
     return {"epoch": float(epoch + 1), **means, "lr": out.lr, "ramp": out.ramp, "epoch_time_s": seconds, "images_per_s": images * shard.world_size / seconds}
+
+
+def train_iteration(cfg, data, models: Models, model: nn.Module, optimizer, scaler, epoch: int, it: int, shard: Shard, device) -> tuple[StepResult, int]:  # type: ignore[no-untyped-def]
+    """One iteration of the loop, all that a run pays for per step: seeding, this rank's batch (views
+    included) and the step. Returns the step's result and the images the trainable network saw.
+    ``bench/step_time.py`` times exactly this."""
+    torch.manual_seed(derive_seed(cfg.train.seed, epoch, it, shard.rank))  # dropout draws, reproducible on resume
+    batch = make_batch(cfg, data, epoch, it, shard, device, needs_unlabeled(cfg))
+    return train_step(cfg, models, model, optimizer, scaler, batch, epoch * cfg.train.iters_per_epoch + it), batch.n_images
 
 
 def _progress_bar(total: int, desc: str, enabled: bool):  # type: ignore[no-untyped-def]

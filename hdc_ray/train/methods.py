@@ -9,27 +9,34 @@
                  ``loss.threshold_kind="adaptive"`` the pseudo-label threshold is an EMA state
                  (``Models.pc_threshold``, saved in checkpoints).
 ``cps``          two SegNets supervising each other (the multi-network baseline HDC claims to undercut).
+``fixmatch``     one SegNet, no teacher: its own weak-view prediction, confidence-masked, supervises its
+                 strong view (UniMatch's colour jitter + blur + CutMix with a second unlabelled batch).
+``unimatch``     FixMatch with two strong views of the same weak view and a feature-perturbed stream (Dropout2d
+                 on the weak view's encoder features, decoded by the same decoder); L_u = w_u * (fp_share * L_fp
+                 + (1 - fp_share) * mean of the two strong views) (UniMatch: 0.5 / 0.25 / 0.25).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from hdc_ray.config import Config
+from hdc_ray.config import Config, NoiseConfig
 from hdc_ray.losses import (
     consistency_loss,
     correlation_guidance_loss,
+    masked_dice_loss,
     mutual_information_loss,
     supervised_loss,
 )
 from hdc_ray.losses.baselines import cross_pseudo_loss, softmax_mse_loss
-from hdc_ray.model import CPSPair, DualDecoderNet, SegNet, build_dual, build_segnet, ema_update, make_teacher
-from hdc_ray.noise import FeaturePerturbation, warp
-from hdc_ray.train.batches import Batch
+from hdc_ray.model import CPSPair, DualDecoderNet, FPSegNet, SegNet, build_dual, build_segnet, ema_update, make_teacher
+from hdc_ray.noise import FeaturePerturbation, cutmix, warp
+from hdc_ray.train.batches import WEAK_TO_STRONG, Batch
 from hdc_ray.train.thresholds import AdaptiveThreshold
 
 SUPERVISED_ONLY = ("supervised", "supervised_ema")  # methods that never see unlabelled images
@@ -50,6 +57,8 @@ class Models:
             return net.main_branch()
         if isinstance(net, CPSPair):
             return net.net_a
+        if isinstance(net, FPSegNet):
+            return net.net
         assert isinstance(net, SegNet)
         return net
 
@@ -71,10 +80,19 @@ def build_models(cfg: Config, num_classes: int) -> Models:
         return Models(student, make_teacher(student))
     if method == "cps":
         return Models(CPSPair(build_segnet(cfg.model, num_classes), build_segnet(cfg.model, num_classes)), None)
+    if method == "fixmatch":
+        return Models(build_segnet(cfg.model, num_classes), None)
+    if method == "unimatch":
+        return Models(FPSegNet(build_segnet(cfg.model, num_classes), FeaturePerturbation(_fp_noise(cfg))), None)
     dual = build_dual(cfg.model, num_classes, FeaturePerturbation(cfg.noise))
     lc = cfg.loss
     threshold = AdaptiveThreshold(num_classes, lc.threshold_momentum, lc.threshold_per_class) if lc.threshold_kind == "adaptive" else None
     return Models(dual, make_teacher(dual.main_branch()), threshold)
+
+
+def _fp_noise(cfg: Config) -> NoiseConfig:
+    """UniMatch's feature perturbation: channel dropout (Dropout2d) alone, at ``noise.fp_dropout``."""
+    return dataclasses.replace(cfg.noise, feature_noise=0.0, feature_dropout=0.0, channel_dropout=cfg.noise.fp_dropout, feature_perturbation="all")
 
 
 def scored_net(cfg: Config, models: Models) -> SegNet:
@@ -117,6 +135,8 @@ def method_terms(cfg: Config, model: nn.Module, teacher: SegNet | None, batch: B
         return {"sup": supervised_loss(model(batch.x_w).logits, None, batch.y_w, dice_weight=cfg.loss.sup_dice)}, {}
     if method == "cps":
         return _cps_terms(cfg, model, batch), {}
+    if method in WEAK_TO_STRONG:
+        return _weak_to_strong_terms(cfg, model, batch)
     assert teacher is not None and batch.u_w is not None
     with torch.no_grad():
         t_out = teacher(batch.u_w)
@@ -147,6 +167,55 @@ def _cps_terms(cfg: Config, model: nn.Module, batch: Batch) -> dict[str, Tensor]
     dice = cfg.loss.sup_dice
     sup = 0.5 * (supervised_loss(out_a.logits[:n_l], None, batch.y_w, dice_weight=dice) + supervised_loss(out_b.logits[:n_l], None, batch.y_w, dice_weight=dice))
     return {"sup": sup, "cps": cross_pseudo_loss(out_a.logits[n_l:], out_b.logits[n_l:])}
+
+
+def _weak_to_strong_terms(cfg: Config, model: nn.Module, batch: Batch) -> tuple[Terms, Stats]:
+    """FixMatch / UniMatch: one forward on (x_w, u_w, u_s[, u_s2]); the weak view's own detached prediction,
+    cut-mixed with the partner batch's in each strong view's box, supervises the strong views (and UniMatch's
+    feature-perturbed weak view). The partner's pseudo-labels come from a no-grad pass in eval mode (UniMatch's)."""
+    assert batch.u_w is not None and batch.u_s is not None and batch.u_w_mix is not None
+    lc, n_l, n_u = cfg.loss, batch.x_w.shape[0], batch.u_w.shape[0]
+    pred_mix = _partner_logits(model, batch.u_w_mix)
+    views = [(u_s, box) for u_s, box in ((batch.u_s, batch.box_s), (batch.u_s2, batch.box_s2)) if u_s is not None and box is not None]
+    x = torch.cat([batch.x_w, batch.u_w, *(u_s for u_s, _ in views)])
+    if isinstance(_unwrap(model), FPSegNet):
+        out, pred_u_fp = model(x, (n_l, n_l + n_u), batch.noise_seeds[n_l:])
+    else:
+        out, pred_u_fp = model(x), None
+    pred_x, pred_u_w, *pred_u_s = out.logits.split([n_l, n_u, *(n_u for _ in views)])
+    pred_u_w = pred_u_w.detach()
+    terms = {"sup": supervised_loss(pred_x, None, batch.y_w, dice_weight=lc.sup_dice)}
+    losses = [_self_loss(cfg, pred, cutmix(pred_u_w, pred_mix, box)) for pred, (_, box) in zip(pred_u_s, views, strict=True)]
+    terms["u_s"] = sum(losses) / len(losses)  # type: ignore[assignment]
+    if pred_u_fp is not None:
+        terms["u_fp"] = _self_loss(cfg, pred_u_fp, pred_u_w)
+    confident = (pred_u_w.softmax(dim=1).amax(dim=1) >= lc.fixmatch_threshold).float().mean()  # UniMatch's mask ratio
+    return terms, {"confident_fraction": confident, "pc_threshold": torch.tensor(lc.fixmatch_threshold)}
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The network inside a DistributedDataParallel wrapper (or the network itself)."""
+    return model.module if hasattr(model, "module") and isinstance(model.module, nn.Module) else model
+
+
+@torch.no_grad()
+def _partner_logits(model: nn.Module, u_w_mix: Tensor) -> Tensor:
+    """The current network's logits on the CutMix partners' weak view, in eval mode (UniMatch's), without DDP:
+    a no-grad pass needs no gradient sync."""
+    net = _unwrap(model)
+    seg = net.net if isinstance(net, FPSegNet) else net
+    seg.eval()
+    try:
+        return seg(u_w_mix).logits
+    finally:
+        seg.train()
+
+
+def _self_loss(cfg: Config, student_logits: Tensor, pseudo_logits: Tensor) -> Tensor:
+    """One unlabelled term of FixMatch / UniMatch, in the form ``loss.fixmatch_loss``."""
+    if cfg.loss.fixmatch_loss == "dice":
+        return masked_dice_loss(student_logits, pseudo_logits, cfg.loss.fixmatch_threshold)[0]
+    return consistency_loss(student_logits, pseudo_logits, cfg.loss.fixmatch_threshold)[0]
 
 
 def _pc_threshold(cfg: Config, t_logits: Tensor, threshold: AdaptiveThreshold | None) -> tuple[float | Tensor, Tensor]:
@@ -224,4 +293,5 @@ def _mutual_information_term(cfg: Config, main, noisy, batch: Batch) -> Tensor: 
 def loss_weights(cfg: Config) -> dict[str, float]:
     """The weight of every term any method computes (``weighted_total`` refuses a term without one)."""
     lc = cfg.loss
-    return {"sup": lc.w_sup, "pc": lc.w_pc, "cg": lc.w_cg, "mi": lc.w_mi, "cps": lc.w_cps}
+    share = lc.fp_share if cfg.train.method == "unimatch" else 0.0  # FixMatch's one strong view takes all of w_u
+    return {"sup": lc.w_sup, "pc": lc.w_pc, "cg": lc.w_cg, "mi": lc.w_mi, "cps": lc.w_cps, "u_s": lc.w_u * (1 - share), "u_fp": lc.w_u * share}

@@ -9,9 +9,11 @@ from hdc_ray.losses import sigmoid_rampup
 
 
 def lr_at(cfg: Config, step: int) -> float:
-    """Linear warm-up over ``train.warmup_iters``, then constant or cosine to 0 (``train.schedule``)."""
+    """Linear warm-up over ``train.warmup_iters``, then constant or cosine (``train.schedule``), the cosine
+    reaching 0 after max(``train.cosine_steps``, the run's steps): a run shorter than ``cosine_steps`` is the
+    start of that longer schedule."""
     tc = cfg.train
-    total = tc.epochs * tc.iters_per_epoch
+    total = max(tc.epochs * tc.iters_per_epoch, tc.cosine_steps or 0)
     if step < tc.warmup_iters:
         return tc.lr * (step + 1) / tc.warmup_iters
     if tc.schedule == "constant":
@@ -21,7 +23,10 @@ def lr_at(cfg: Config, step: int) -> float:
 
 
 def ramp_at(cfg: Config, step: int) -> float:
-    """ramp(t) of the unsupervised terms: sigmoid ramp-up over ``loss.ramp_fraction`` of all steps."""
+    """ramp(t) of the unsupervised terms: sigmoid ramp-up over ``loss.ramp_fraction`` of all steps; 1 for
+    FixMatch / UniMatch, which have none, unless ``loss.fixmatch_ramp``."""
+    if cfg.train.method in ("fixmatch", "unimatch") and not cfg.loss.fixmatch_ramp:
+        return 1.0
     length = cfg.loss.ramp_fraction * cfg.train.epochs * cfg.train.iters_per_epoch
     return sigmoid_rampup(step, length)
 

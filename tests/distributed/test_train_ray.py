@@ -54,6 +54,26 @@ def test_two_workers_match_one_worker_at_the_same_global_batch(ray_session: None
 
 
 @pytest.mark.slow
+def test_unimatch_on_two_workers_matches_one_worker(ray_session: None, tmp_path: Path) -> None:
+    # UniMatch's one forward (weak, two strong views, the fp stream) under DDP, and its no-grad partner pass
+    # beside it. The CE form is a mean over pixels (equal shards: the mean of the ranks' means), and a low
+    # threshold makes the unlabelled terms act, so 1 and 2 workers agree only if every rank builds its share
+    # of the same views, boxes and partner batch.
+    finals = {}
+    for workers in (1, 2):
+        cfg = load_config("tiny", ["train.method=unimatch", "loss.fixmatch_loss=ce", "loss.fixmatch_threshold=0.5", "train.epochs=2",
+                                   f"dist.workers={workers}", "dist.cpus_per_worker=0.5"])  # fmt: skip
+        result = build_trainer(cfg, name=f"uni{workers}", storage_path=str(tmp_path)).fit()
+        assert result.error is None, result.error
+        finals[workers] = result.metrics
+    one, two = finals[1], finals[2]
+    assert one["method"] == "unimatch" and one["train_loss_u_fp"] > 0 and one["train_loss_u_s"] > 0
+    for key in ("train_loss", "train_loss_u_s", "train_loss_u_fp", "train_confident_fraction"):
+        assert two[key] == pytest.approx(one[key], rel=1e-4, abs=1e-5), key
+    assert two["test_dice_fg"] == pytest.approx(one["test_dice_fg"], abs=1e-3)
+
+
+@pytest.mark.slow
 def test_cli_trains_hdc_on_two_workers_and_refuses_to_overwrite(ray_session: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from hdc_ray.cli import main
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from hdc_ray.losses import consistency_loss
+from hdc_ray.losses import consistency_loss, masked_dice_loss
 from hdc_ray.losses.consistency import adaptive_thresholds, confidence_sums, ema_confidence_update, initial_confidence
 
 LOG2 = math.log(2.0)
@@ -136,3 +136,28 @@ def test_adaptive_thresholds_global_and_max_normalised() -> None:
     tau, conf = torch.tensor(0.8, dtype=torch.float64), torch.tensor([0.6, 0.3, 0.1], dtype=torch.float64)
     assert adaptive_thresholds(tau, conf, per_class=False).tolist() == pytest.approx([0.8, 0.8, 0.8])
     assert adaptive_thresholds(tau, conf, per_class=True).tolist() == pytest.approx([0.8, 0.4, 0.8 / 6])
+
+
+# --------------------------------------------------------------------------- FixMatch / UniMatch medical Dice
+
+
+def test_masked_dice_known_values() -> None:
+    # Two pixels, two classes. Teacher: pixel 0 [2, 0] -> class 0 at 0.881; pixel 1 [0, 0] -> 0.5 (not confident at 0.8).
+    teacher = torch.tensor([[[[2.0, 0.0]], [[0.0, 0.0]]]])  # (1, 2, 1, 2)
+    student = torch.zeros(1, 2, 1, 2)  # p = 0.5 everywhere
+    loss, fraction = masked_dice_loss(student, teacher, threshold=0.8)
+    eps = 1e-5
+    d0 = (2 * 0.5 + eps) / (0.25 + 1.0 + eps)  # class 0 on pixel 0 only: inter 0.5, sum p^2 0.25, sum y^2 1
+    d1 = (0 + eps) / (0.25 + 0 + eps)
+    assert float(loss) == pytest.approx(((1 - d0) + (1 - d1)) / 2, rel=1e-6)
+    assert float(fraction) == pytest.approx(0.5)
+    nothing, none_confident = masked_dice_loss(student, teacher, threshold=0.95)
+    assert float(nothing) == pytest.approx(0.0, abs=1e-6) and float(none_confident) == 0.0
+
+
+def test_masked_dice_gradient_reaches_the_student_only() -> None:
+    student = torch.randn(2, 3, 4, 4, requires_grad=True)
+    teacher = (5 * torch.randn(2, 3, 4, 4)).requires_grad_(True)
+    loss, _ = masked_dice_loss(student, teacher, threshold=0.5)
+    loss.backward()
+    assert student.grad is not None and float(student.grad.abs().sum()) > 0 and teacher.grad is None

@@ -203,3 +203,25 @@ def test_gradient_steps_on_noisy_features_raise_their_agreement_with_the_main_fe
     assert mi_before < 0.5 and mi_after > 1.8
     assert cka_before < 0.3 and cka_after > 0.95
     assert loss.item() < 0.01
+
+
+@pytest.mark.parametrize("detach", ["none", "main", "noisy"])
+def test_renyi_equals_the_explicitly_normalised_gram_definition(detach: str) -> None:
+    """The loss never forms the normalised (n, n) Grams; the definition that does gives the same value."""
+    g = torch.Generator().manual_seed(0)
+    main, noisy = torch.randn(2, 5, 6, 6, generator=g), torch.randn(2, 5, 6, 6, generator=g)
+
+    def rows(x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.normalize(x.permute(0, 2, 3, 1).reshape(-1, x.shape[1]), dim=1)
+
+    def norm(a: torch.Tensor) -> torch.Tensor:
+        return a / (torch.diagonal(a).sum() + 1e-8)
+
+    def gap(learn: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        return norm(learn).square().sum() - norm(learn * ref).square().sum()
+
+    z1, z2 = rows(main.double()), rows(noisy.double())
+    g1, g2 = z1 @ z1.T, z2 @ z2.T
+    expected = {"main": gap(g2, g1), "noisy": gap(g1, g2), "none": 0.5 * (gap(g1, g2) + gap(g2, g1))}[detach]
+    got = mutual_information_loss(main, noisy, kind="renyi", detach=detach, max_samples=None)
+    assert float(got) == pytest.approx(float(expected), rel=1e-5, abs=1e-7)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from hdc_ray.config import NoiseConfig
@@ -112,3 +113,31 @@ def test_channel_dropout_zeroes_whole_channels_and_rescales() -> None:
     assert bool(((per_channel == 0).all(1) | (per_channel == 2.0).all(1)).all())
     assert 10 < int((per_channel == 0).all(1).sum()) < 54
     assert math.isclose(float(channel_dropout(x, 0.0, torch.Generator()).mean()), 1.0)
+
+
+@pytest.mark.parametrize("mode", ["random", "all"])
+def test_batched_feature_perturbation_is_the_per_image_definition(mode: str) -> None:
+    """FeaturePerturbation folds the kinds into one multiplier per level; image by image with the definitions
+    (feature_noise, feature_dropout, channel_dropout) and the same generators it gives the same maps."""
+    import dataclasses
+
+    from hdc_ray.noise import FeaturePerturbation
+
+    cfg = dataclasses.replace(NoiseConfig(), feature_perturbation=mode)
+    feats = [torch.randn(6, c, s, s, generator=torch.Generator().manual_seed(c)) for c, s in ((8, 16), (16, 8))]
+    seeds = torch.arange(6) * 101 + 7
+    got = FeaturePerturbation(cfg)(feats, seeds)
+    gens = generators(seeds)
+    kinds = ["noise", "drop", "channel"]
+    chosen = [kinds if mode == "all" else [kinds[int(torch.randint(3, (), generator=g))]] for g in gens]
+    for level, f in enumerate(feats):
+        for i in range(6):
+            x = f[i]
+            for kind in chosen[i]:
+                if kind == "noise":
+                    x = feature_noise(x, cfg.feature_noise, gens[i])
+                elif kind == "drop":
+                    x = feature_dropout(x, cfg.feature_dropout)
+                else:
+                    x = channel_dropout(x, cfg.channel_dropout, gens[i])
+            torch.testing.assert_close(got[level][i], x, rtol=1e-6, atol=1e-6)

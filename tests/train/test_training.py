@@ -40,12 +40,13 @@ def _numbers(history: list[dict[str, float]]) -> list[dict[str, float]]:
     return [{k: v for k, v in h.items() if k not in ("epoch_time_s", "images_per_s")} for h in history]
 
 
-@pytest.mark.parametrize("method", ["supervised", "supervised_ema", "mean_teacher", "hdc", "cps"])
+@pytest.mark.parametrize("method", ["supervised", "supervised_ema", "mean_teacher", "hdc", "cps", "fixmatch", "unimatch"])
 def test_every_method_trains_and_reports_its_terms(cfg: Config, data, method: str) -> None:  # type: ignore[no-untyped-def]
     run_cfg = with_overrides(cfg, {"train.method": method})
     result = fit(run_cfg, data, progress=False, log=_quiet)
     assert len(result.history) == 2 and result.best_epoch in (1, 2)
-    expected = {"supervised": {"sup"}, "supervised_ema": {"sup"}, "mean_teacher": {"sup", "pc"}, "hdc": {"sup", "pc", "cg", "mi"}, "cps": {"sup", "cps"}}[method]
+    expected = {"supervised": {"sup"}, "supervised_ema": {"sup"}, "mean_teacher": {"sup", "pc"}, "hdc": {"sup", "pc", "cg", "mi"}, "cps": {"sup", "cps"},
+                "fixmatch": {"sup", "u_s"}, "unimatch": {"sup", "u_s", "u_fp"}}[method]  # fmt: skip
     terms = {k.removeprefix("train_loss_") for k in result.history[-1] if k.startswith("train_loss_")}
     assert terms == expected
     assert all(math.isfinite(v) for v in result.history[-1].values())
