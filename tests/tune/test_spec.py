@@ -134,7 +134,8 @@ def test_grid_exclude_leaves_cells_out_and_the_param_space_carries_the_rest() ->
     cells = spec.grid_cells()
     assert {"variant": "hdc", "data.label_count": None} not in cells
     assert {"variant": "supervised", "data.label_count": None} in cells and {"variant": "hdc", "data.label_count": 4} in cells
-    assert len(cells) == 2 * 4 - 1 and spec.n_trials() == len(cells) * len(spec.seeds)
+    assert {"variant": "hdc", "data.label_count": 16} not in cells  # the demo leaves HDC@16 out for time
+    assert len(cells) == 2 * 4 - 2 and spec.n_trials() == len(cells) * len(spec.seeds)
     space = build_param_space(spec)
     assert space["cell"] == tune.grid_search(cells) and "data.label_count" not in space
     params = trial_params(spec, {"cell": {"variant": "hdc", "data.label_count": 8}, "train.seed": 1})
