@@ -707,24 +707,19 @@ def _terminal_summary(ctx: _Context, md: Path, page: Path) -> str:
 
 
 def _budget_grid(ctx: _Context) -> list[str]:
-    """Mean metric per arm and label budget (and the val-best trial's), as a fixed-width text table."""
+    """Mean metric per arm and label budget with its 95% CI half-width over splits, as a fixed-width text table."""
     assert ctx.curve is not None
     unit = curve_unit(ctx.curve)
     budgets = sorted(ctx.curve["budget"].unique())
-    best = {key: _best(rows, ctx.select) for key, rows in ctx.done.groupby(["group", unit])}
     width = max(10, *(len(str(g)) for g in ctx.curve["group"])) + 2
     lines = [
-        f"{ctx.metric}: mean over seeds (of the best trial by {ctx.select}) per label budget:",
-        "  " + "arm".ljust(width) + "".join(fmt_budget(b, unit).rjust(15) for b in budgets),
+        f"{ctx.metric}: mean over splits ± 95% CI half-width (splits) per label budget:",
+        "  " + "arm".ljust(width) + "".join(fmt_budget(b, unit).rjust(19) for b in budgets),
     ]
     for name, sub in ctx.curve.groupby("group", sort=True):
-        cells = {r.budget: f"{r.mean:.3f} ({_num(_pick(best.get((name, r.budget)), ctx.metric))})" for r in sub.itertuples()}
-        lines.append("  " + str(name).ljust(width) + "".join(cells.get(b, "–").rjust(15) for b in budgets))
+        cells = {r.budget: _mean_ci(r.mean, r.ci_high, r.n_seeds).replace(f" ({NO_CI})", " (1)") for r in sub.itertuples()}
+        lines.append("  " + str(name).ljust(width) + "".join(cells.get(b, "–").rjust(19) for b in budgets))
     return lines
-
-
-def _pick(row: pd.Series | None, col: str) -> object:
-    return None if row is None else row[col]
 
 
 def _num(value: object, *, signed: bool = False) -> str:

@@ -72,8 +72,8 @@ def test_terminal_summary(fake_results: Path, tmp_path: Path, capsys: pytest.Cap
     assert _run(fake_results, tmp_path / "r", sweep=["budget"]) == 0
     out = capsys.readouterr().out
     assert "sweeps budget: 36 finished, 1 failed, 2 running" in out
-    assert re.search(r"hdc\s+0\.720 \(0\.730\)\s+0\.800 \(0\.810\)", out)
-    assert "of the best trial by val_dice_fg" in out
+    assert re.search(r"hdc\s+0\.720 ± 0\.025 \(3\)\s+0\.800 ± 0\.025 \(3\)", out)
+    assert "mean over splits ± 95% CI half-width (splits)" in out
     assert out.splitlines()[1].startswith("  hdc vs supervised: ahead at 5, 10, 20 and 50 labelled images.")  # the answer comes first
     assert "-58% annotation (-58% to -58%)" in out and "report.md" in out
     assert "note: ablation skipped: no ablation variants" in out  # budget sweep alone has none
@@ -166,7 +166,7 @@ def test_best_is_chosen_on_validation_not_test(results_root: Path, sweep_writer,
     assert "| s | cervix | hdc | 4 | 0 | 0 | 0 | valbest | 0.900 | 0.700 |" in md
     assert "s: best trial by val_dice_fg `valbest`" in md and "best trial by val_dice_fg `testbest`" not in md
     assert "chosen on the validation metric `val_dice_fg` and reported on `test_dice_fg`" in md
-    assert re.search(r"hdc\s+0\.765 \(0\.700\)", report.summary)  # mean test, and the val-best trial's test
+    assert re.search(r"hdc\s+0\.765 ± ", report.summary)  # the mean test score, with its interval
 
 
 def test_a_sweep_repeating_each_configuration_over_seeds_picks_the_best_seed_mean(results_root: Path, sweep_writer, trial_factory, tmp_path: Path) -> None:
