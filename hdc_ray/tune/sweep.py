@@ -211,6 +211,10 @@ def _tune_config(spec: Spec, sweep_dir: str, name: str, study_storage: str | Non
         max_concurrent_trials=concurrency,
         trial_name_creator=_trial_name,
         trial_dirname_creator=_trial_name,
+        # A new trial process per trial costs ~5 s (process start, torch import) per pair of 2-core trials:
+        # 30 s of the 75 s of a 12-trial 1-epoch sweep (bench: docs/benchmarks.md, "The two README commands").
+        # The trainable keeps no state between trials, so reusing the process changes no number.
+        reuse_actors=True,
     )
 
 

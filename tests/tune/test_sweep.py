@@ -120,3 +120,19 @@ def test_the_ray_train_launcher_still_runs_one_worker_trials(ray_session: None, 
     row = pd.read_parquet(f"{folder}/trials.parquet").iloc[0]
     assert row["status"] == "completed" and "/train/" in row["checkpoint_path"]  # Train's own run folder
     assert (Path(folder) / "train").is_dir()
+
+
+def test_a_reused_trial_process_gives_the_numbers_of_a_fresh_one(ray_session: None, tmp_path: Path) -> None:
+    """Tune reuses trial processes (``reuse_actors``): a trial run after another in the same process must
+    train exactly as it does alone in a fresh one, or reuse would leak state between trials."""
+    common = ["base=tiny", "overrides={train.epochs: 1}", "exclude=[]", "seeds=[0]", "search.concurrency=1",
+              "variants={supervised: {train.method: supervised}}"]  # fmt: skip
+    pair = load_spec("study", [*common, "space={data.label_count: {grid: [4, 8]}}"])
+    alone = load_spec("study", [*common, "space={data.label_count: {grid: [8]}}"])
+    after, _ = run_sweep(pair, results=str(tmp_path), name="pair")
+    fresh, _ = run_sweep(alone, results=str(tmp_path), name="alone")
+    second = pd.read_parquet(f"{after}/trials.parquet").set_index("n_labeled").loc[8]
+    single = pd.read_parquet(f"{fresh}/trials.parquet").set_index("n_labeled").loc[8]
+    assert second["status"] == single["status"] == "completed"
+    for metric in ("val_dice_fg", "test_dice_fg", "test_hd95_fg", "best_epoch"):
+        assert second[metric] == pytest.approx(single[metric], abs=1e-6), metric
