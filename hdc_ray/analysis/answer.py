@@ -482,7 +482,10 @@ def _measure_next(fitted: pd.DataFrame, done: pd.DataFrame, hint: SweepHint) -> 
     outside = fitted[fitted["where"].isin(["extrapolated", "too far", "unidentified"])]
     if outside.empty:
         return []
-    top = int(fitted["max_measured"].max())
+    # Reach out from the budget the answer extrapolated from, not the largest measured: with supervised measured at
+    # 4, 8, 16 and all 400, a target refused past 16 is decided by 32 and 64, not by 800.
+    start = outside["reach_from"].where(outside["reach_from"].notna(), outside["max_measured"])
+    top = int(start.max())
     ok = done["label_ratio"] > 0
     pool = round(float((done.loc[ok, "n_labeled"] / done.loc[ok, "label_ratio"]).median()))
     budgets = [b for b in (2 * top, 4 * top) if b < pool] or [pool]

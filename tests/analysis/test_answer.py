@@ -151,6 +151,15 @@ def test_advisor_refuses_past_twice_the_largest_budget_and_names_the_budgets_to_
     assert "--set 'space.data.label_count.grid=[32,64]' --set 'exclude=[]' --set 'seeds=[0,1,2]'" in step
 
 
+def test_the_budgets_to_measure_start_where_the_answer_reached_out_from_not_at_all_labels() -> None:
+    sup = {**SUP, POOL: [0.86, 0.88, 0.84, 0.87, 0.85, 0.86]}  # 16 and all 400 measured, nothing between
+    advice = advise(_study({4: SUP[8], 8: SUP[16]}, sup), "test_dice_fg", 0.85, hint=SweepHint("study", "demo", "results", 8), n_boot=50)
+    supervised = advice.table.set_index("arm").loc["supervised"]
+    assert supervised["where"] == "too far" and supervised["reach_from"] == 16
+    (step,) = advice.next_steps
+    assert "measure 32 and 64 labelled images" in step and "grid=[32,64]" in step
+
+
 def test_advisor_caps_the_asymptote_at_the_all_labels_ceiling_and_names_a_plateau() -> None:
     sup = {**SUP, 32: [0.84] * 6, POOL: [0.83, 0.84, 0.83, 0.84, 0.83, 0.84]}  # all labels no better than 32
     trials = _study({4: SUP[8], 8: SUP[16], 16: [0.83] * 6}, sup)
