@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,11 +24,32 @@ def test_progress_line_counts_running_epochs_best_and_eta(tmp_path: Path) -> Non
     for tid, status, score in (("a", "completed", 0.5), ("b", "failed", None), ("c", "running", None)):
         cb._track(tid, status, score)
     cb._live["c"] = _Live(datetime.now(UTC), last={"epoch": 1.0})
+    cb._ended_keys = [("", 2), ("", 2)]  # a and b, ended in this driver
     cb._started -= 60.0  # one minute in: 1 trial ended (+1 failed) and half of another done
     line = cb._progress()
     assert line.startswith("[s] 1/4 done, 1 running (c 1/2), 1 waiting, 1 failed; best val_dice_fg 0.5000 (a)")
     # work done 2.5 trial-equivalents in 60 s, 1.5 left -> ETA 36 s
     assert "elapsed 1m00s, ETA ~0m36s" in line
+
+
+def test_eta_weighs_each_waiting_trial_by_its_methods_measured_cost(tmp_path: Path) -> None:
+    cb = ParquetCallback(load_spec("smoke", ["search.trials=4"]), "s", str(tmp_path))
+    cb._grid = Counter({("hdc", 8): 2, ("supervised", 8): 2})  # a grid whose two HDC trials ran first
+    for tid in ("a", "b"):
+        cb._track(tid, "completed", 0.5)
+    cb._started_keys, cb._ended_keys = Counter({("hdc", 8): 2}), [("hdc", 8)] * 2
+    cb._costs.add("hdc", 4.0)
+    cb._costs.add("supervised", 1.0)  # measured on the running trial's first epoch, say
+    cb._started -= 60.0
+    # done: 2 x 8 epochs x 4 s = 64; left: 2 supervised x 8 x 1 s = 16 -> 60 s x 16 / 64 = 15 s (counting trials: 60 s)
+    assert cb._progress().endswith("elapsed 1m00s, ETA ~0m15s")
+
+
+def test_the_grid_of_the_demo_study_is_known_by_method_and_epochs(tmp_path: Path) -> None:
+    spec = load_spec("study")
+    keys = ParquetCallback(spec, "s", str(tmp_path))._grid_keys()
+    n = len(spec.seeds)
+    assert keys == Counter({("hdc", 8): 2 * n, ("supervised", 8): 4 * n}) and keys.total() == spec.n_trials()
 
 
 def test_duration_format() -> None:
