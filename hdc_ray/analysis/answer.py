@@ -23,7 +23,7 @@ from scipy import stats
 
 from hdc_ray.analysis.advisor import labels_needed
 from hdc_ray.analysis.budget import budget_column, crossing, fmt_budget, fmt_pct
-from hdc_ray.analysis.tables import AnalysisError, metric_direction, normalise_ratio, require_metric, with_arm
+from hdc_ray.analysis.tables import LOST_DICE, AnalysisError, lost_classes, metric_direction, normalise_ratio, require_metric, with_arm
 
 BASELINE = "supervised"
 MIN_INTERVAL_SPLITS = 3  # a t-interval from 2 splits is ~13x their spread, a bootstrap has 3 distinct draws
@@ -187,10 +187,11 @@ class Answer:
     next_steps: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()  # why a task or arm has no answer
     advice: Advice | None = None  # the budget advisor's verdicts, when a target was asked for
+    lost: str = ""  # the trials that lost a class on validation, in words ('' if none)
 
     def lines(self) -> list[str]:
         advice = [*self.advice.lines, *self.advice.next_steps] if self.advice else []
-        return [*self.headline, *self.problems, *self.convergence_lines(), *advice, *self.next_steps]
+        return [*self.headline, *self.problems, *([self.lost] if self.lost else []), *self.convergence_lines(), *advice, *self.next_steps]
 
     def convergence_lines(self) -> list[str]:
         compute = self.compute or "the training schedule these trials ran (not recorded in the results)"
@@ -225,7 +226,21 @@ def build_answer(trials: pd.DataFrame, metric: str, *, history: pd.DataFrame | N
     convergence = tuple(_convergence(done, history, unit, arm_col))
     hint = sweep_hint or SweepHint()
     headline = tuple(_headline(a, unit) for a in arms)
-    return Answer(metric, tuple(arms), convergence, compute_words(done), headline, tuple(next_steps(arms, convergence, hint, done)), tuple(problems))
+    steps = tuple(next_steps(arms, convergence, hint, done))
+    return Answer(metric, tuple(arms), convergence, compute_words(done), headline, steps, tuple(problems), lost=lost_words(done, unit, arm_col))
+
+
+def lost_words(done: pd.DataFrame, unit: str, arm_col: str = "arm") -> str:
+    """One sentence naming the trials that lost a class on validation: a mean over splits would hide them."""
+    lost = lost_classes(done)
+    bad = done[lost != ""].assign(lost=lost[lost != ""]).sort_values([arm_col, unit, "seed"])
+    if bad.empty:
+        return ""
+    several = "task" in bad.columns and done["task"].nunique() > 1  # name the task only where there is more than one
+    cells = [f"{_task(str(r['task']) if several else '')}{r[arm_col]} at {fmt_budget(r[unit], unit)}, split {r['seed']} ({r['lost']})" for _, r in bad.iterrows()]
+    return (f"**{len(bad)} of {len(done)} trials lost a class** (validation Dice under {LOST_DICE}): {'; '.join(cells)}. Their scores "
+            "count in every mean and interval here: a lost class is a training failure, not what the budget buys; "
+            "a study that meets it at a budget should rerun that budget on more splits before trusting its mean.")
 
 
 def _task_arms(rows: pd.DataFrame, task: str, metric: str, unit: str, sign: float, arm_col: str, baseline: str = BASELINE) -> tuple[list[ArmAnswer], list[str]]:

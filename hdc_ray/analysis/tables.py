@@ -36,6 +36,24 @@ def finished_trials(trials: pd.DataFrame) -> pd.DataFrame:
     return trials[trials["status"].isin(FINISHED_STATUSES)].copy()
 
 
+# A class under this validation Dice is lost, not learnt badly: on the PSFH-like task at 320 steps healthy runs score the
+# symphysis 0.58 or more and the collapsed ones 0.00-0.12 (docs/benchmarks.md, "Calibrating the budget advisor").
+LOST_DICE = 0.25
+
+
+def lost_classes(done: pd.DataFrame) -> pd.Series:
+    """Per trial (same index): the classes it lost on validation, as ``"name 0.12"`` joined by ``, `` ('' if none).
+
+    Validation, not test: the flag must not select on what is reported.
+    """
+    columns = [c for c in done.columns if c.startswith("val_dice_") and c != "val_dice_fg" and pd.api.types.is_numeric_dtype(done[c])]
+
+    def lost(row: pd.Series) -> str:
+        return ", ".join(f"{c.removeprefix('val_dice_')} {row[c]:.2f}" for c in columns if pd.notna(row[c]) and row[c] < LOST_DICE)
+
+    return done[columns].apply(lost, axis=1) if columns and len(done) else pd.Series("", index=done.index, dtype=object)
+
+
 def metric_columns(df: pd.DataFrame) -> list[str]:
     """Which metric columns (``<split>_<metric>_<class>``) does this table carry?"""
     return [c for c in df.columns if METRIC_RE.match(str(c))]

@@ -169,3 +169,31 @@ def test_advisor_caps_the_asymptote_at_the_all_labels_ceiling_and_names_a_platea
     assert hdc["a"] <= high + 1e-9 and hdc["where"] == "never reached"
     assert "even all labels reach only" in hdc["sentence"]
     assert any(line.startswith("Compute-limited plateau: supervised with all 400 labels scores 0.835, no better than with 32") for line in advice.lines)
+
+
+def _with_classes(trials: pd.DataFrame, lost_at: tuple[str, int, int] | None = None) -> pd.DataFrame:
+    """Per-class validation and test Dice: healthy everywhere, except one trial (method, n, seed) losing the symphysis on validation."""
+    out = trials.assign(val_dice_head=0.80, val_dice_pubic_symphysis=0.60, test_dice_pubic_symphysis=0.60, val_dice_fg=0.70)
+    if lost_at is not None:
+        method, n, seed = lost_at
+        hit = (out["method"] == method) & (out["n_labeled"] == n) & (out["seed"] == seed)
+        out.loc[hit, "val_dice_pubic_symphysis"] = 0.0
+    return out
+
+
+def test_a_trial_that_lost_a_class_on_validation_is_named_with_the_class_and_its_dice() -> None:
+    trials = _with_classes(_study({4: [s + 0.02 for s in SUP[4]]}), lost_at=("hdc", 4, 2))
+    answer = build_answer(trials, "test_dice_fg")
+    assert answer.lost.startswith("**1 of 24 trials lost a class**")
+    assert "hdc at 4 images, split 2 (pubic_symphysis 0.00)" in answer.lost
+    assert answer.lost in answer.lines()
+
+
+def test_healthy_classes_and_a_collapse_seen_only_on_test_are_not_flagged() -> None:
+    healthy = _with_classes(_study({4: [s + 0.02 for s in SUP[4]]}))
+    assert build_answer(healthy, "test_dice_fg").lost == ""
+    test_only = healthy.copy()
+    test_only.loc[0, "test_dice_pubic_symphysis"] = 0.0  # the flag must not select on what is reported
+    assert build_answer(test_only, "test_dice_fg").lost == ""
+    no_classes = _study({4: [s + 0.02 for s in SUP[4]]})  # results without per-class columns: nothing to say
+    assert build_answer(no_classes, "test_dice_fg").lost == ""
