@@ -3,6 +3,7 @@
     python bench/advisor_calibration.py --task cervix --seeds 0 1 2 --results results/calibration
     python bench/advisor_calibration.py --task psfh --seeds 0 1 2 --results results/calibration --resume
     python bench/advisor_calibration.py --analyse-only --results results/calibration     # every task already run
+    python bench/advisor_calibration.py --analyse-only --without-lost --results ...      # without runs that lost a class
 
 Per task it runs the shipped ``study`` spec (the demo's compute, 320 steps per trial) through ``hdc-ray sweep``
 at the labelled budgets ``--fit`` + ``--truth`` (supervised also with every label: the ceiling) on the same
@@ -36,7 +37,7 @@ import pandas as pd
 from hdc_ray.analysis import read_results
 from hdc_ray.analysis.advisor import EXTRAPOLATION_ERROR, MAX_EXTRAPOLATION, labels_needed
 from hdc_ray.analysis.budget import crossing
-from hdc_ray.analysis.tables import finished_trials, with_arm
+from hdc_ray.analysis.tables import LOST_DICE, finished_trials, lost_classes, with_arm
 
 METRIC = "test_dice_fg"
 HDC_RAY = [sys.executable, "-c", "import sys; from hdc_ray.cli import main; sys.exit(main())"]  # this interpreter's hdc-ray
@@ -94,9 +95,11 @@ def targets_for(curve: pd.Series, fit_top: int, extra: list[float]) -> list[floa
     return sorted({round(start + f * (end - start), 3) for f in FRACTIONS} | set(extra))
 
 
-def calibrate(trials: pd.DataFrame, task: str, fit: list[int], extra: list[float], n_boot: int) -> list[Row]:
+def calibrate(trials: pd.DataFrame, task: str, fit: list[int], extra: list[float], n_boot: int, without_lost: bool = False) -> list[Row]:
     done = with_arm(finished_trials(trials))
     done = done[done[METRIC].notna()]
+    if without_lost:
+        done = drop_lost(done, task)
     regular = done[done["label_ratio"] < 0.999]
     seen = done[done["n_labeled"].isin(fit) | (done["label_ratio"] >= 0.999)]
     rows = []
@@ -112,6 +115,15 @@ def calibrate(trials: pd.DataFrame, task: str, fit: list[int], extra: list[float
                 r = labels_needed(mine, target, METRIC, n_boot=n_boot, seed=0, **kw).iloc[0]  # type: ignore[arg-type]
                 rows.append(Row(task, str(arm), target, float(r["n_needed"]), float(r["low"]), float(r["high"]), str(r["where"]), truth, limits))
     return rows
+
+
+def drop_lost(done: pd.DataFrame, task: str) -> pd.DataFrame:
+    """The trials that kept every class on validation: a lost class is a training failure the fit cannot model."""
+    lost = lost_classes(done)
+    for _, r in done[lost != ""].assign(lost=lost).iterrows():
+        print(f"{task}/{r['arm']} at {r['n_labeled']:.0f} labels, split {r['seed']}: lost {r['lost']} on validation: dropped", flush=True)
+    print(f"{task}: {int((lost != '').sum())} of {len(done)} trials dropped (a class under validation Dice {LOST_DICE})", flush=True)
+    return done[lost == ""]
 
 
 def _ceiling(seen: pd.DataFrame) -> float | None:
@@ -179,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume", action="store_true", help="finish interrupted sweeps")
     p.add_argument("--analyse-only", action="store_true", help="no training: read RESULTS/calib-* as they are")
     p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--without-lost", action="store_true", help="drop the trials that lost a class on validation before fitting and measuring")
     args = p.parse_args(argv)
     tasks = args.task or ["cervix", "psfh"]
     if not args.analyse_only:
@@ -189,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (Path(args.results) / f"calib-{task}").exists():
             print(f"{task}: no sweep at {args.results}/calib-{task}: run it first (without --analyse-only)", file=sys.stderr)
             continue
-        rows += calibrate(read_results(args.results, [f"calib-{task}"]).trials, task, args.fit, args.targets, args.n_boot)
+        rows += calibrate(read_results(args.results, [f"calib-{task}"]).trials, task, args.fit, args.targets, args.n_boot, args.without_lost)
     print_rows(rows)
     return summarise(rows)
 
