@@ -34,7 +34,11 @@ STEPS = 6
 # Step 0 sees the recorded weights: only summation order may differ. Later steps follow a trajectory that
 # amplifies rounding (the log-form L_CG has gradient 1 / (S ln 2)): the recording code itself, run at 2 torch
 # threads instead of 1, differed from its own record by up to 5.4e-5 (total) and 4.9e-4 (L_CG) by step 2.
+# On another CPU (an Intel Xeon against the recording machine, one thread each) L_CG alone differed by 1.6e-3
+# at step 2 and 1.2e-3 at step 5, while L_sup agreed to 6e-8 and the total to 1.8e-4: the weights agree, the
+# log of a small correlation does not. So L_CG gets a wider tolerance; every other term keeps RTOL.
 FIRST_RTOL, RTOL, ATOL = 1e-6, 1e-3, 1e-6
+CG_RTOL = 5e-3
 
 
 def _cfg(arm: str) -> Config:
@@ -63,7 +67,7 @@ def test_fixed_seed_losses_match_the_recorded_ones(method: str) -> None:
     for i, (mine, theirs) in enumerate(zip(got["steps"], expected["steps"], strict=True)):  # type: ignore[call-overload]
         assert set(mine) == set(theirs), f"step {i}: keys differ"
         for key, value in theirs.items():
-            rtol = FIRST_RTOL if i == 0 else RTOL
+            rtol = FIRST_RTOL if i == 0 else CG_RTOL if key == "train_loss_cg" else RTOL
             assert math.isclose(mine[key], value, rel_tol=rtol, abs_tol=ATOL), f"{method} step {i} {key}: {mine[key]} != {value}"
     for key, value in expected["test"].items():  # type: ignore[attr-defined]
         assert math.isclose(got["test"][key], value, rel_tol=1e-4, abs_tol=1e-4), f"{method} {key}"  # type: ignore[index]

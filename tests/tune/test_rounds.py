@@ -23,7 +23,7 @@ from hdc_ray.tune.spec import SpecError, Stopping, load_spec
 STUDY = """
 name: rounds
 base: tiny
-overrides: {train.epochs: 1, train.iters_per_epoch: 2, data.label_ratio: 1.0}
+overrides: {train.epochs: 1, train.iters_per_epoch: 200, data.label_ratio: 1.0}
 variants:
   hdc: {}
   supervised: {train.method: supervised}
@@ -143,11 +143,13 @@ def test_rounds_into_s3_survive_a_driver_killed_mid_round(tmp_path: Path, s3_env
     sweep = [sys.executable, "-m", "hdc_ray.cli", "sweep", str(_spec_file(tmp_path)), "--results", "s3://study/r"]
     log = (tmp_path / "first.log").open("w")
     first = subprocess.Popen(sweep, cwd=tmp_path, env=s3_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # The driver prints "round 2" after it wrote round 2 into rounds.json: watch the local log (polling S3 lags by
+    # seconds, and a fast machine once finished all of round 2 inside that lag). 200 steps make a trial last ~5 s.
     deadline = time.monotonic() + 420
-    while first.poll() is None and time.monotonic() < deadline and len((_rounds(s3_env) or {}).get("rounds", [])) < 2:
-        time.sleep(2)
+    while first.poll() is None and time.monotonic() < deadline and "round 2, splits" not in (tmp_path / "first.log").read_text():
+        time.sleep(0.2)
     assert first.poll() is None, "the study ended before round 2 could be killed: " + (tmp_path / "first.log").read_text()[-3000:]
-    time.sleep(4)  # round 2's trials are starting
+    time.sleep(2)  # round 2's trials are starting
     os.killpg(first.pid, signal.SIGKILL)  # driver, raylet, GCS, workers: all gone at once
     first.wait(30)
     killed = _rounds(s3_env)
