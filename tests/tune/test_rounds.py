@@ -23,7 +23,7 @@ from hdc_ray.tune.spec import SpecError, Stopping, load_spec
 STUDY = """
 name: rounds
 base: tiny
-overrides: {train.epochs: 1, train.iters_per_epoch: 200, data.label_ratio: 1.0}
+overrides: {train.epochs: 1, train.iters_per_epoch: 400, data.label_ratio: 1.0}
 variants:
   hdc: {}
   supervised: {train.method: supervised}
@@ -144,7 +144,7 @@ def test_rounds_into_s3_survive_a_driver_killed_mid_round(tmp_path: Path, s3_env
     log = (tmp_path / "first.log").open("w")
     first = subprocess.Popen(sweep, cwd=tmp_path, env=s3_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     # The driver prints "round 2" after it wrote round 2 into rounds.json: watch the local log (polling S3 lags by
-    # seconds, and a fast machine once finished all of round 2 inside that lag). 200 steps make a trial last ~5 s.
+    # seconds, and a fast machine once finished all of round 2 inside that lag). 400 steps make a trial last ~10 s.
     deadline = time.monotonic() + 420
     while first.poll() is None and time.monotonic() < deadline and "round 2, splits" not in (tmp_path / "first.log").read_text():
         time.sleep(0.2)
