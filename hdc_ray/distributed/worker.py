@@ -8,11 +8,13 @@ each epoch record into a ``ray.train.report`` (metrics from every rank, the chec
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import socket
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from hdc_ray.config import Config
+from hdc_ray.results.rows import RESTORED_EPOCHS
 from hdc_ray.train import checkpoint
 from hdc_ray.train.batches import Shard
 from hdc_ray.train.loop import fit
@@ -43,7 +46,7 @@ def train_worker(config: dict[str, Any]) -> None:
     resume = latest_state(ray.train.get_checkpoint())
     data = build_data(cfg.data)
     meta = run_metadata(cfg, data) | {"node": socket.gethostname()}
-    reporter = Reporter(ray.train.report, ray.train.Checkpoint, shard, meta, config.get("fail_at_epoch"), first_attempt=resume is None)
+    reporter = Reporter(ray.train.report, train_checkpoint, shard, meta, config.get("fail_at_epoch"), resumed=resume)
     fit(
         cfg, data, device=device, shard=shard, wrap=_ddp(device) if shard.world_size > 1 else None,
         on_epoch=reporter, resume=resume, progress=False, log=print if shard.rank == 0 else _quiet,
@@ -76,26 +79,45 @@ def latest_state(found: Any) -> dict[str, Any] | None:
         return checkpoint.load(Path(folder) / STATE_FILE)
 
 
-class Reporter:
-    """The loop's ``on_epoch``: every rank reports (Train requires it), rank 0 attaches the checkpoint.
+Persist = Callable[[dict[str, Any]], AbstractContextManager[tuple[dict[str, Any], Any]]]
 
-    ``report`` / ``checkpoint_type`` are Train's (``ray.train.report``, ``ray.train.Checkpoint``) in a
-    Train worker and Tune's (``ray.tune.*``) when a one-worker trial trains inside the Tune trial.
+
+@contextlib.contextmanager
+def train_checkpoint(state: dict[str, Any]) -> Iterator[tuple[dict[str, Any], Any]]:
+    """A Ray Train checkpoint of ``state`` (a folder Train uploads to the run's storage during the report)."""
+    with tempfile.TemporaryDirectory(prefix="hdc-ckpt-") as folder:
+        checkpoint.save_atomic(state, Path(folder) / STATE_FILE)
+        yield {}, ray.train.Checkpoint.from_directory(folder)
+
+
+class Reporter:
+    """The loop's ``on_epoch``: every rank reports (Train requires it), rank 0 persists the checkpoint.
+
+    ``report`` is Train's ``ray.train.report`` in a Train worker and Tune's ``ray.tune.report`` when a
+    one-worker trial trains inside the Tune trial. ``persist(state)`` is a context manager giving the
+    metrics and the framework checkpoint (or None) of a snapshot for the duration of the report.
+    ``resumed``: the snapshot this attempt resumed from; its epoch records ride on the first report, so the
+    sweep's history holds every epoch even when the driver died before it wrote the ones before the kill.
     """
 
-    def __init__(self, report: Callable[..., None], checkpoint_type: Any, shard: Shard, meta: dict[str, Any], fail_at_epoch: int | None, first_attempt: bool) -> None:
-        self.report, self.checkpoint_type = report, checkpoint_type
-        self.shard, self.meta, self.fail_at_epoch, self.first_attempt = shard, meta, fail_at_epoch, first_attempt
+    def __init__(self, report: Callable[..., None], persist: Persist, shard: Shard, meta: dict[str, Any], fail_at_epoch: int | None,
+                 resumed: dict[str, Any] | None) -> None:  # fmt: skip
+        self.report, self.persist = report, persist
+        self.shard, self.meta, self.fail_at_epoch = shard, meta, fail_at_epoch
+        self.first_attempt = resumed is None
+        self._restored = list(resumed.get("history", [])) if resumed else []
 
     def __call__(self, record: dict[str, float], state: dict[str, Any] | None) -> None:
         self._maybe_fail(int(record["epoch"]))
         metrics = {**record, **self.meta}
+        if self._restored and self.shard.rank == 0:
+            metrics[RESTORED_EPOCHS] = json.dumps(self._restored)
+            self._restored = []
         if state is None or self.shard.rank != 0:
             self.report(metrics, checkpoint=None)
             return
-        with tempfile.TemporaryDirectory(prefix="hdc-ckpt-") as folder:
-            checkpoint.save_atomic(state, Path(folder) / STATE_FILE)
-            self.report(metrics, checkpoint=self.checkpoint_type.from_directory(folder))
+        with self.persist(state) as (extra, saved):
+            self.report({**metrics, **extra}, checkpoint=saved)
 
     def _maybe_fail(self, epoch: int) -> None:
         """Fault injection for tests: the last rank dies hard at ``fail_at_epoch`` on the first attempt only."""

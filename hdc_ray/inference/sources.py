@@ -167,14 +167,24 @@ def _trial(sweep_dir: Path, finished: Any, every: Any, trial_id: str) -> Resolve
 
 
 def _trial_checkpoint(sweep_dir: Path, trial_id: str, recorded: Any) -> Path:
-    """The trial's last checkpoint: where the sweep recorded it, else found in the sweep folder (moved results)."""
-    if isinstance(recorded, str) and "://" not in recorded and (Path(recorded) / STATE_FILE).is_file():
-        return Path(recorded) / STATE_FILE
+    """The trial's last checkpoint: where the sweep recorded it, else found in the sweep folder (moved results).
+
+    In-trial runs record a file (``train/TRIAL_ID/checkpoints/epoch_N.pt``), Train runs a folder holding ``state.pt``.
+    """
+    if isinstance(recorded, str) and "://" not in recorded:
+        if Path(recorded).is_file():
+            return Path(recorded)
+        if (Path(recorded) / STATE_FILE).is_file():
+            return Path(recorded) / STATE_FILE
+    own = sorted(sweep_dir.glob(f"train/{trial_id}/checkpoints/epoch_*.pt"), key=lambda p: p.name)
+    if own:
+        return own[-1]
     candidates = [*sweep_dir.glob(f"tune/{trial_id}/checkpoint_*/{STATE_FILE}"), *sweep_dir.glob(f"train/*-{trial_id}/checkpoint_*/{STATE_FILE}")]
     if candidates:
         return sorted(candidates, key=lambda p: p.parent.name)[-1]
     where = f" (recorded at {recorded})" if isinstance(recorded, str) else ""
-    raise SourceError(f"trial {trial_id}: no checkpoint found{where} nor under {sweep_dir}/tune/{trial_id}/ or {sweep_dir}/train/")
+    raise SourceError(f"trial {trial_id}: no checkpoint found{where} nor under {sweep_dir}/train/{trial_id}/checkpoints/, "
+                      f"{sweep_dir}/train/ or {sweep_dir}/tune/{trial_id}/")
 
 
 # ------------------------------------------------------------------------------------------- loading

@@ -6,6 +6,7 @@ the one written during the sweep.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from datetime import datetime
 from functools import cache
@@ -62,6 +63,17 @@ def trial_row(
 def history_row(sweep: str, trial_id: str, result: dict[str, Any]) -> dict[str, Any]:
     """One reported epoch; the schema keeps its columns and drops Tune's bookkeeping."""
     return {**result, "schema_version": SCHEMA_VERSION, "sweep": sweep, "trial_id": trial_id}
+
+
+# A report's key holding, as JSON, the epoch records of the checkpoint a trial resumed from (its first report after
+# a resume only): the driver may have died before it wrote those epochs, and rewriting them makes the history whole.
+RESTORED_EPOCHS = "restored_epochs"
+
+
+def restored_epochs(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The epoch records a resumed trial's first report carries (empty for every other report)."""
+    text = result.get(RESTORED_EPOCHS)
+    return list(json.loads(text)) if isinstance(text, str) else []
 
 
 def final_status(results: list[dict[str, Any]]) -> str:

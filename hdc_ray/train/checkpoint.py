@@ -1,8 +1,9 @@
 """Checkpoints: plain dicts of tensors and numbers, so ``torch.load(path, weights_only=True)`` reads them.
 
-Layout of a folder of checkpoints: ``epoch_0003.pt`` (the most recent ``train.keep_checkpoints`` are kept)
-and ``best.pt`` (eval network weights of the best validation epoch). Every write is atomic (write to a
-temporary file, then rename), so a crash never leaves a half-written checkpoint behind. Every checkpoint
+Layout of a folder of checkpoints: ``epoch_0003.pt`` (the most recent ``train.keep_checkpoints`` are kept;
+written and pruned by :class:`hdc_ray.train.store.CheckpointFolder`) and ``best.pt`` (eval network weights
+of the best validation epoch). Every write is atomic (write to a temporary file, then rename), so a crash
+never leaves a half-written checkpoint behind. Every checkpoint
 carries a ``"card"`` (``hdc_ray.inference.card``: task, class names, input size, normalisation,
 architecture), so ``hdc-ray predict`` can use it without a config.
 """
@@ -14,7 +15,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import torch
 
@@ -40,32 +41,22 @@ class CheckpointError(ValueError):
     """A checkpoint file is corrupt, truncated, or not one hdc-ray wrote."""
 
 
-def load(path: Path) -> dict[str, Any]:
+def load(path: Path | IO[bytes], label: str | None = None) -> dict[str, Any]:
+    """A checkpoint from a file (or an open binary stream, named by ``label`` in errors)."""
+    where = label or path
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types; its text advises weights_only=False, unsafe to repeat
-        raise CheckpointError(f"{path}: corrupt or not a checkpoint ({type(exc).__name__}); delete it to resume from an earlier checkpoint, or start afresh in another folder") from None
+        raise CheckpointError(f"{where}: corrupt or not a checkpoint ({type(exc).__name__}); delete it to resume from an earlier checkpoint, or start afresh in another folder") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: a PyTorch file, but not an hdc-ray checkpoint (no 'format': {FORMAT} entry); start afresh in another folder")
+        raise CheckpointError(f"{where}: a PyTorch file, but not an hdc-ray checkpoint (no 'format': {FORMAT} entry); start afresh in another folder")
     return state
-
-
-def save_epoch(state: dict[str, Any], folder: Path, keep: int) -> Path:
-    path = save_atomic(state, folder / f"epoch_{state['epoch']:04d}.pt")
-    for old in list_epochs(folder)[:-keep]:
-        old.unlink(missing_ok=True)
-    return path
 
 
 def list_epochs(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted((p for p in folder.iterdir() if _EPOCH_FILE.search(p.name)), key=lambda p: p.name)
-
-
-def latest(folder: Path) -> Path | None:
-    found = list_epochs(folder)
-    return found[-1] if found else None
 
 
 @dataclass

@@ -18,6 +18,7 @@ from hdc_ray.outputs import check_writable
 from hdc_ray.train import checkpoint
 from hdc_ray.train.loop import FitResult, fit
 from hdc_ray.train.methods import check_data_for_method
+from hdc_ray.train.store import CheckpointFolder
 
 # Keys that may change between a run and its resumption (more epochs, another device).
 RESUMABLE_CHANGES = {"train.epochs", "train.device", "dist.workers", "dist.use_gpu", "dist.storage_path"}
@@ -33,9 +34,9 @@ def run_local(cfg: Config, out_dir: Path, resume: bool = False, progress: bool =
     # Everything that can refuse the run comes before the first byte is written: a failed start leaves
     # OUT exactly as it was (no half-made run folder for the next attempt to trip over).
     check_writable(out_dir, "--out")
-    folder = out_dir / "checkpoints"
-    snapshot = _resume_state(cfg, folder) if resume else None
-    if not resume and checkpoint.latest(folder) is not None:
+    store = CheckpointFolder(str(out_dir / "checkpoints"), cfg.train.keep_checkpoints)
+    snapshot = _resume_state(cfg, store) if resume else None
+    if not resume and store.names():
         raise ResumeError(f"{out_dir} already holds checkpoints: pass --resume to continue, or choose another --out")
     data = build_data(cfg.data, progress=progress)
     check_data_for_method(cfg, data)
@@ -49,7 +50,7 @@ def run_local(cfg: Config, out_dir: Path, resume: bool = False, progress: bool =
         history.append(record)
         _write_csv(out_dir / "history.csv", history)
         if state is not None:
-            checkpoint.save_epoch(state, folder, cfg.train.keep_checkpoints)
+            store.save(state)
 
     result = fit(cfg, data, on_epoch=on_epoch, resume=snapshot, progress=progress)
     summary = run_summary(cfg, data, result)
@@ -84,12 +85,16 @@ def final_line(summary: dict[str, Any]) -> str:
     return f"best epoch {int(summary['best_epoch'])}: {shown}  (split {summary.get('split_hash')}, {summary.get('n_labeled')} labelled)"
 
 
-def _resume_state(cfg: Config, folder: Path) -> dict[str, Any] | None:
-    path = checkpoint.latest(folder)
-    if path is None:
-        print(f"--resume: no checkpoint in {folder}; starting from scratch")
+def _resume_state(cfg: Config, store: CheckpointFolder) -> dict[str, Any] | None:
+    """The newest readable checkpoint (an unreadable newer one is named and skipped), checked against ``cfg``."""
+    state, path, skipped = store.load_latest()
+    for note in skipped:
+        print(f"note: {note}")
+    if state is None:
+        if skipped:
+            raise checkpoint.CheckpointError(f"--resume: no checkpoint in {store.uri} can be read ({skipped[-1]}); start afresh in another --out")
+        print(f"--resume: no checkpoint in {store.uri}; starting from scratch")
         return None
-    state = checkpoint.load(path)
     current = flatten(cfg)
     changed = sorted(k for k, v in state["config"].items() if current.get(k) != v and k not in RESUMABLE_CHANGES)
     if changed:

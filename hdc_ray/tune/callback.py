@@ -23,7 +23,7 @@ from ray import tune
 from hdc_ray.config import Config
 from hdc_ray.results.background import BackgroundFlusher
 from hdc_ray.results.columns import FINISHED_STATUSES
-from hdc_ray.results.rows import error_line, final_status, history_row, trial_row
+from hdc_ray.results.rows import error_line, final_status, history_row, restored_epochs, trial_row
 from hdc_ray.results.schema import history_schema, trials_schema
 from hdc_ray.results.writer import HISTORY_FILE, TRIALS_FILE, ResultsWriter
 from hdc_ray.tune.spec import Spec, trial_params
@@ -134,6 +134,10 @@ class ParquetCallback(tune.Callback):
 
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any) -> None:
         live = self._live_of(trial.trial_id)
+        for record in restored_epochs(result):  # a resumed trial: the epochs of its checkpoint, which a killed driver may not have written
+            self.writer.put_epoch(history_row(self.sweep, trial.trial_id, record))
+            live.add(record)
+            live.last = None
         live.add(result)
         if isinstance(result.get("epoch_time_s"), float):
             self._costs.add(self._key(live)[0], result["epoch_time_s"])
@@ -159,7 +163,11 @@ class ParquetCallback(tune.Callback):
         self._print_progress()
 
     def get_state(self) -> None:
-        """Tune calls this while saving its experiment state: the barrier that makes that state's rows durable."""
+        """Tune calls this while saving its experiment state, before that state reaches storage: every row put so far
+        is written before it (not just the rows already handed to the flusher), so no state on storage knows an
+        epoch or a trial end whose row is not on disk."""
+        if self.writer.pending_rows:
+            self._flush()
         if self._flusher is not None:
             self._flusher.wait()
 

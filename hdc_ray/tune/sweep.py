@@ -1,10 +1,11 @@
-"""``hdc-ray sweep``: Ray Tune + Optuna over a spec; each trial is a Ray Train run of HDC.
+"""``hdc-ray sweep``: Ray Tune + Optuna over a spec; each trial trains one configuration of HDC or a baseline.
 
-Three thin layers: the per-trial driver (a Tune function that builds and fits a TorchTrainer, whose
-reports reach Tune through ``TuneReportCallback``), the searcher/scheduler translation of the spec, and the
-Tuner. Folder layout of a sweep ``RESULTS/NAME/``: ``trials.parquet``, ``history.parquet``, ``spec.yaml``,
-``optuna.db`` (the study), ``tune/`` (Tune's experiment, for ``--resume``), ``train/`` (Train runs and
-checkpoints, named after trial ids so a resumed trial continues from its checkpoint).
+Three thin layers: the per-trial driver (a Tune function that trains a one-worker trial in its own process,
+or builds and fits a TorchTrainer for several workers, whose reports reach Tune through
+``TuneReportCallback``), the searcher/scheduler translation of the spec, and the Tuner. Folder layout of a
+sweep ``RESULTS/NAME/``: ``trials.parquet``, ``history.parquet``, ``spec.yaml``, ``optuna.db`` (the study),
+``tune/`` (Tune's experiment, for ``--resume``), ``train/`` (checkpoints, named after trial ids so a resumed
+trial continues from its newest one: ``train/TRIAL_ID/checkpoints/`` in-trial, ``train/NAME-TRIAL_ID/`` for Train runs).
 """
 
 from __future__ import annotations
@@ -45,12 +46,12 @@ class SweepContext:
 def trial_driver(params: dict[str, Any], sweep: SweepContext) -> None:
     """One trial: resolve its config, then train it here (one worker) or on Ray Train (several workers)."""
     cfg = sweep.spec.trial_config(trial_params(sweep.spec, params))
+    trial_id = tune.get_context().get_trial_id()
     if sweep.spec.resources.in_trial:
         from hdc_ray.tune.in_trial import train_in_trial
 
-        train_in_trial(cfg, sweep.fail_at_epoch)
+        train_in_trial(cfg, f"{sweep.train_storage}/{trial_id}/checkpoints", sweep.fail_at_epoch)
         return
-    trial_id = tune.get_context().get_trial_id()
     extra = {"fail_at_epoch": sweep.fail_at_epoch} if sweep.fail_at_epoch else None
     trainer = build_trainer(cfg, name=f"{sweep.name}-{trial_id}", storage_path=sweep.train_storage, callbacks=[TuneReportCallback()], loop_extra=extra)
     result = trainer.fit()
@@ -186,7 +187,7 @@ def _new_tuner(spec: Spec, name: str, sweep_dir: str, tune_name: str, trainable:
             storage_path=sweep_dir,
             callbacks=[ParquetCallback(spec, name, sweep_dir, verbose=verbose, earlier=earlier)],
             failure_config=tune.FailureConfig(max_failures=0),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.base_config().train.keep_checkpoints),  # in-trial runs
+            # No trial reports a checkpoint to Tune: in-trial runs keep their own (tune/in_trial.py), Train runs Train's.
             verbose=0,
         ),
     )

@@ -73,21 +73,27 @@ def test_an_out_under_a_regular_file_is_refused_before_any_work(tmp_path: Path) 
 
 
 def _trained(tmp_path: Path) -> tuple[Path, Path]:
-    cfg = load_config("tiny", TINY)
+    cfg = load_config("tiny", [*TINY, "train.epochs=2"])
     out = tmp_path / "run"
     run_local(cfg, out, progress=False)
-    latest = checkpoint.latest(out / "checkpoints")
-    assert latest is not None
-    return out, latest
+    kept = checkpoint.list_epochs(out / "checkpoints")
+    assert len(kept) == 2  # tiny keeps 2
+    return out, kept[-1]
 
 
-def test_corrupt_checkpoint_is_one_line_without_unsafe_advice(tmp_path: Path) -> None:
+def test_a_corrupt_newest_checkpoint_is_named_and_skipped_and_all_corrupt_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out, latest = _trained(tmp_path)
     latest.write_bytes(np.random.default_rng(0).bytes(512))
+    run_local(load_config("tiny", [*TINY, "train.epochs=3"]), out, resume=True, progress=False)
+    printed = capsys.readouterr().out
+    assert f"{latest} is unreadable" in printed and "resuming from an earlier checkpoint" in printed
+    assert "epoch_0001.pt" in printed.split("resuming from ")[-1]  # the earlier one, not a fresh start
+    for path in checkpoint.list_epochs(out / "checkpoints"):
+        path.write_bytes(b"not a checkpoint")
     with pytest.raises(checkpoint.CheckpointError) as err:
-        run_local(load_config("tiny", TINY), out, resume=True, progress=False)
+        run_local(load_config("tiny", [*TINY, "train.epochs=4"]), out, resume=True, progress=False)
     text = str(err.value)
-    assert str(latest) in text and "corrupt or not a checkpoint" in text
+    assert "no checkpoint in" in text and "corrupt or not a checkpoint" in text and "\n" not in text
     assert "weights_only" not in text and "\n" not in text
 
 
