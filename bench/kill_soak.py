@@ -41,7 +41,7 @@ import numpy as np
 
 EPOCHS = 4
 TRAIN_EPOCHS = 12  # hdc-ray train --workers 2: one run, long enough for a few kills
-CHECKPOINT_NAME = re.compile(r"^(checkpoint_\d+|epoch_\d+\.pt)$")
+CHECKPOINT_NAME = re.compile(r"^(checkpoint_\d[\w.\-]*|epoch_\d+\.pt)$")  # Tune: checkpoint_000003, Train: checkpoint_<timestamp>
 SOAK_SPEC = """
 name: soak
 base: tiny
@@ -198,7 +198,7 @@ def _command(mode: str, spec: Path, storage: Storage, name: str, resume: bool) -
     return [*cli, "sweep", str(spec), "--name", name, "--results", storage.results, *(["--resume"] if resume else [])]
 
 
-STARTED = {"sweep": "sweep 'soak", "rounds": "sweep 'soak", "train": "Ray Train:"}
+STARTED = {"sweep": "sweep 'soak", "rounds": "sweep 'soak", "train": "epoch 1/"}  # the run has begun its work
 
 
 def _run_once(mode: str, spec: Path, storage: Storage, name: str, log: Path, resume: bool, kill: tuple[str, float] | None, timeout: float) -> int:
@@ -313,6 +313,10 @@ def _check_results(report: SoakReport, mode: str, storage: Storage, name: str) -
     from hdc_ray.tune.callback import ABANDONED
 
     folder = name
+    if mode == "rounds":  # every round finished, and the study says why it stopped
+        rounds = json.loads(storage.read_text(f"{folder}/rounds.json") or "null")
+        if not rounds or rounds.get("stopped") is None or any(r["status"] != "finished" for r in rounds["rounds"]):
+            report.trials_lost.append(f"{name}: rounds.json not finished: {rounds}")
     trials = storage.read_table(f"{folder}/trials.parquet")
     history = storage.read_table(f"{folder}/history.parquet")
     ghosts = trials["error"] == ABANDONED
@@ -349,6 +353,13 @@ def _check_train(report: SoakReport, storage: Storage, name: str) -> None:
     metrics = json.loads(text)
     if int(metrics.get("epoch", 0)) != TRAIN_EPOCHS:
         report.trials_lost.append(f"{name}: finished at epoch {metrics.get('epoch')}, not {TRAIN_EPOCHS}")
+    from hdc_ray.distributed.worker import newest_in_run_folder
+
+    state = newest_in_run_folder(f"{storage.results}/{name}")  # the run's history travels in its checkpoints
+    epochs = [int(r["epoch"]) for r in (state or {}).get("history", [])]
+    report.epochs_checked += TRAIN_EPOCHS
+    if epochs != list(range(1, TRAIN_EPOCHS + 1)):
+        report.epochs_missing.append(f"{name}: epochs {epochs}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -81,7 +81,9 @@ def train_distributed(
     connect(address)
     check_placement(workers, cfg.dist.cpus_per_worker, cfg.dist.use_gpu, ray.cluster_resources())
     print(f"Ray Train: {workers} worker(s) ({'NCCL, GPU' if cfg.dist.use_gpu else 'gloo, CPU'}), run folder {run_dir}", flush=True)
-    result = build_trainer(cfg, name=out.name, storage_path=storage).fit()
+    if resume:
+        _set_aside_unusable_snapshot(run_dir)
+    result = build_trainer(cfg, name=out.name, storage_path=storage, loop_extra={"resume_dir": run_dir}).fit()
     if result.error is not None:
         raise ClusterError(f"training failed: {result.error}") from result.error
     summary = {k: v for k, v in result.metrics.items() if not k.startswith("best_") or k == "best_epoch"}
@@ -91,6 +93,32 @@ def train_distributed(
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         (Path(run_dir) / "metrics.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary, run_dir
+
+
+TRAIN_SNAPSHOT = "checkpoint_manager_snapshot.json"  # Ray Train's list of a run's checkpoints (Ray 2.60)
+
+
+def _set_aside_unusable_snapshot(run_dir: str) -> None:
+    """Ray Train resumes from the checkpoint its snapshot names, and refuses to start when the snapshot is not valid
+    JSON (a driver killed while writing it) or names a checkpoint that is gone. Such a snapshot is renamed aside;
+    the workers then resume from the newest readable ``checkpoint_*/state.pt`` of the run folder instead."""
+    from pyarrow import fs
+
+    filesystem, root = (fs.LocalFileSystem(), run_dir) if "://" not in run_dir else fs.FileSystem.from_uri(run_dir)
+    path = f"{root}/{TRAIN_SNAPSHOT}"
+    if filesystem.get_file_info(path).type != fs.FileType.File:
+        return
+    with filesystem.open_input_stream(path) as f:
+        raw = f.read()
+    try:
+        named = [c["checkpoint_dir_name"] for c in json.loads(raw).get("checkpoint_results", [])]
+        why = next((f"it names {n}, which is gone" for n in named if filesystem.get_file_info(f"{root}/{n}").type != fs.FileType.Directory), None)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        why = "it is not valid JSON (written when the run was killed)"
+    if why is not None:
+        filesystem.move(path, f"{path}.unusable")
+        print(f"note: --resume: Ray Train's {TRAIN_SNAPSHOT} cannot be used ({why}); set aside as {TRAIN_SNAPSHOT}.unusable, "
+              "resuming from the newest readable checkpoint in the run folder", flush=True)
 
 
 def _local_gpu() -> bool:

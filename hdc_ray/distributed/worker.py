@@ -8,6 +8,7 @@ each epoch record into a ``ray.train.report`` (metrics from every rank, the chec
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
@@ -43,7 +44,7 @@ def train_worker(config: dict[str, Any]) -> None:
     context = ray.train.get_context()
     shard = Shard(context.get_world_rank(), context.get_world_size())
     device = ray.train.torch.get_device() if cfg.dist.use_gpu else torch.device("cpu")
-    resume = latest_state(ray.train.get_checkpoint())
+    resume = latest_state(ray.train.get_checkpoint()) or newest_in_run_folder(config.get("resume_dir"))
     data = build_data(cfg.data)
     meta = run_metadata(cfg, data) | {"node": socket.gethostname()}
     reporter = Reporter(ray.train.report, train_checkpoint, shard, meta, config.get("fail_at_epoch"), resumed=resume)
@@ -69,6 +70,24 @@ def _ddp(device: torch.device):  # type: ignore[no-untyped-def]
         return DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
 
     return wrap
+
+
+def newest_in_run_folder(run_dir: str | None) -> dict[str, Any] | None:
+    """The newest readable ``checkpoint_*/state.pt`` of a run folder: the resume point when Ray Train's snapshot was
+    set aside (``launch._set_aside_unusable_snapshot``); None when there is none (or no folder was given)."""
+    from pyarrow import fs
+
+    if not run_dir:
+        return None
+    filesystem, root = (fs.LocalFileSystem(), run_dir) if "://" not in run_dir else fs.FileSystem.from_uri(run_dir)
+    infos = filesystem.get_file_info(fs.FileSelector(root, allow_not_found=True))
+    for name in sorted((i.base_name for i in infos if i.type == fs.FileType.Directory and i.base_name.startswith("checkpoint_")), reverse=True):
+        try:
+            with filesystem.open_input_stream(f"{root}/{name}/{STATE_FILE}") as f:
+                return checkpoint.load(io.BytesIO(f.read()), label=f"{run_dir}/{name}/{STATE_FILE}")
+        except (OSError, checkpoint.CheckpointError):
+            continue
+    return None
 
 
 def latest_state(found: Any) -> dict[str, Any] | None:

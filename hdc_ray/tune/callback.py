@@ -156,7 +156,8 @@ class ParquetCallback(tune.Callback):
         self._print_progress()
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        error = error_line(trial.get_error())
+        # Tune may fail a trial before any error text reaches the driver (a restore that failed): never write "None"
+        error = error_line(trial.get_error()) or f"no error text reached the driver; Tune's record of the trial is in {getattr(trial, 'path', None)}"
         self._put(trial, "failed", finished=True, error=error)
         self._flush()
         print(f"trial {trial.trial_id} FAILED: {error}", flush=True)

@@ -12,9 +12,9 @@ import pytest
 
 pytest.importorskip("ray")
 
-from hdc_ray.distributed.worker import Reporter  # noqa: E402
-from hdc_ray.results.rows import RESTORED_EPOCHS, restored_epochs  # noqa: E402
-from hdc_ray.train.batches import Shard  # noqa: E402
+from hdc_ray.distributed.worker import Reporter
+from hdc_ray.results.rows import RESTORED_EPOCHS, restored_epochs
+from hdc_ray.train.batches import Shard
 
 
 def _reporter(rank: int, resumed: dict[str, Any] | None) -> tuple[Reporter, list[tuple[dict[str, Any], Any]], list[str]]:
