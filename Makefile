@@ -9,7 +9,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_INDEX ?=
 RESULTS ?= results
-TARGET_DICE ?= 0.8
+TARGET_DICE ?=
 DEMO_SET ?=
 
 .PHONY: setup demo test lint pytest bench clean
@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 demo: setup
 	rm -rf $(RESULTS)/demo
 	$(VENV)/bin/hdc-ray sweep study --name demo --results $(RESULTS) $(DEMO_SET)
-	$(VENV)/bin/hdc-ray report $(RESULTS) --sweep demo --out $(RESULTS)/demo/report --target-dice $(TARGET_DICE)
+	$(VENV)/bin/hdc-ray report $(RESULTS) --sweep demo --out $(RESULTS)/demo/report $(if $(TARGET_DICE),--target-dice $(TARGET_DICE))
 
 lint: setup
 	$(VENV)/bin/ruff check hdc_ray tests bench

@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 
 from hdc_ray.analysis import read_results
-from hdc_ray.analysis.advisor import EXTRAPOLATION_ERROR, MAX_EXTRAPOLATION, labels_needed
 from hdc_ray.analysis.budget import crossing
+from hdc_ray.analysis.evidence.advisor import EXTRAPOLATION_ERROR, MAX_EXTRAPOLATION, labels_needed
 from hdc_ray.analysis.tables import LOST_DICE, finished_trials, lost_classes, with_arm
 
 METRIC = "test_dice_fg"

@@ -1,9 +1,10 @@
 """pandas answers to the questions sweeps are run for, on the Parquet results (no Ray needed).
 
-- The study's answer, paired on the labelled split (per budget: the difference, a t-interval over splits, "ahead on
-  k of n", labels saved per split; convergence; next-round commands): :func:`build_answer`, :func:`advise`.
-- What label budget buys what accuracy: :func:`label_budget_curve`; on mean curves, :func:`labels_saved` and its
-  seed bootstrap :func:`match_interval` (budgets are labelled-image counts, ``n_labeled``, where recorded).
+- The study's answer, paired on the labelled split under one family-wise error control over every comparison and
+  look (per budget: the difference, its adjusted interval, "ahead on k of n", labels saved where a gain is claimed;
+  convergence; next-round commands): :func:`decide` (the evidence, as data) and :func:`build_answer` (in words).
+- What label budget buys what accuracy: :func:`label_budget_curve` (budgets are labelled-image counts,
+  ``n_labeled``, where recorded).
 - How many labelled images reach a target Dice: :func:`labels_needed` (the budget advisor).
 - Which HDC loss terms and noise levels matter: :func:`ablation_table`.
 - Which settings are Pareto-optimal: :func:`pareto_front`; what matters: :func:`parameter_importance`.
@@ -11,10 +12,11 @@
 
 Example::
 
-    from hdc_ray.analysis import read_results, label_budget_curve, labels_saved
+    from hdc_ray.analysis import read_results, label_budget_curve, labels_needed, decide, build_answer
     res = read_results("results/")
     curve = label_budget_curve(res.trials, "test_dice_fg")
-    print(labels_saved(curve, "supervised", 200, "hdc").sentence())   # supervised with 200 labelled images
+    decision = decide(res.trials, "test_dice_fg")                      # what the study's rounds stop on
+    print([(j.label, j.verdict, j.low, j.high) for j in decision.comparisons])
     print(labels_needed(res.trials, target=0.85)[["arm", "n_needed", "low", "high", "where"]])
     print("\n".join(build_answer(res.trials, "test_dice_fg").lines()))            # the report's Answer
 
@@ -24,10 +26,11 @@ Example::
 from __future__ import annotations
 
 from hdc_ray.analysis.ablation import ablation_table
-from hdc_ray.analysis.advisor import LabelsNeeded, labels_needed
-from hdc_ray.analysis.answer import Answer, advise, build_answer
-from hdc_ray.analysis.budget import LabelsSaved, budget_column, label_budget_curve, labels_saved, labels_saved_table, match_interval
+from hdc_ray.analysis.answer import Answer, build_answer
+from hdc_ray.analysis.budget import budget_column, label_budget_curve
 from hdc_ray.analysis.curves import learning_curves
+from hdc_ray.analysis.evidence import Decision, decide
+from hdc_ray.analysis.evidence.advisor import LabelsNeeded, advise, labels_needed
 from hdc_ray.analysis.importance import parameter_importance
 from hdc_ray.analysis.load import SCHEMA_VERSION, Results, read_results
 from hdc_ray.analysis.pareto import pareto_front
@@ -45,8 +48,8 @@ __all__ = [
     "SCHEMA_VERSION",
     "AnalysisError",
     "Answer",
+    "Decision",
     "LabelsNeeded",
-    "LabelsSaved",
     "Report",
     "Results",
     "ablation_table",
@@ -54,14 +57,12 @@ __all__ = [
     "budget_column",
     "build_answer",
     "build_report",
+    "decide",
     "finished_trials",
     "infer_variant",
     "label_budget_curve",
     "labels_needed",
-    "labels_saved",
-    "labels_saved_table",
     "learning_curves",
-    "match_interval",
     "metric_direction",
     "parameter_importance",
     "pareto_front",

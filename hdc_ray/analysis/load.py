@@ -39,6 +39,23 @@ class Results:
     sweeps: tuple[str, ...]
     source: str  # the RESULTS location as given (folder or URI)
     rounds: dict[str, dict[str, Any]] = field(default_factory=dict)  # sweep -> its rounds.json (studies with `stopping`)
+    specs: dict[str, dict[str, Any]] = field(default_factory=dict)  # sweep -> its spec.yaml as written (where there is one)
+
+    def target_dice(self) -> float | None:
+        """The Dice the (first) study's spec asks the budget advisor about (``target_dice``), or None."""
+        for sweep in self.sweeps:
+            value = self.specs.get(sweep, {}).get("target_dice")
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1:
+                return float(value)
+        return None
+
+    def decided_on(self) -> str | None:
+        """The metric a study in rounds decided on (``rounds.json``'s rule): the one its answer must be given on."""
+        for sweep in self.sweeps:
+            metric = (self.rounds.get(sweep, {}).get("rule") or {}).get("metric")
+            if isinstance(metric, str):
+                return metric
+        return None
 
     @property
     def finished(self) -> pd.DataFrame:
@@ -74,6 +91,7 @@ def read_results(results_dir: str | Path, sweeps: Sequence[str] | None = None) -
         sweeps=tuple(folders),
         source=str(results_dir),
         rounds={name: r for name, path in folders.items() if (r := _read_rounds(fs, path)) is not None},
+        specs={name: spec for name, path in folders.items() if (spec := _read_spec(fs, path)) is not None},
     )
 
 
@@ -150,6 +168,21 @@ def _read_rounds(fs: pafs.FileSystem, folder: str) -> dict[str, Any] | None:
             return dict(json.loads(f.read().decode()))
     except (OSError, ValueError) as exc:
         return {"rounds": [], "stopped": None, "error": f"cannot read {path}: {exc}"}
+
+
+def _read_spec(fs: pafs.FileSystem, folder: str) -> dict[str, Any] | None:
+    """The sweep's ``spec.yaml`` (the spec as it ran), or None when absent or unreadable (the report then uses its flags)."""
+    import yaml
+
+    path = f"{folder}/spec.yaml"
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    try:
+        with fs.open_input_stream(path) as f:
+            raw = yaml.safe_load(f.read().decode())
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    return raw if isinstance(raw, dict) else None
 
 
 def _read_history(fs: pafs.FileSystem, folder: str, name: str) -> pd.DataFrame | None:

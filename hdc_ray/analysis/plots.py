@@ -16,8 +16,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 
-from hdc_ray.analysis.advisor import power_law
 from hdc_ray.analysis.budget import curve_unit
+from hdc_ray.analysis.evidence.advisor import power_law
 from hdc_ray.analysis.tables import metric_family, metric_label
 
 DPI = 120

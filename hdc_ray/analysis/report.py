@@ -25,8 +25,6 @@ import pandas as pd
 
 from hdc_ray.analysis import plots
 from hdc_ray.analysis.ablation import ablation_table
-from hdc_ray.analysis.advisor import MAX_EXTRAPOLATION
-from hdc_ray.analysis.answer import Answer, SweepHint, advise, build_answer
 from hdc_ray.analysis.budget import (
     budget_column,
     curve_unit,
@@ -36,9 +34,13 @@ from hdc_ray.analysis.budget import (
 )
 from hdc_ray.analysis.curves import learning_curves
 from hdc_ray.analysis.document import Document
+from hdc_ray.analysis.evidence.advisor import MAX_EXTRAPOLATION, Advice, advise
+from hdc_ray.analysis.evidence.decision import decide
 from hdc_ray.analysis.importance import parameter_importance
 from hdc_ray.analysis.load import Results, read_results
 from hdc_ray.analysis.pareto import pareto_front
+from hdc_ray.analysis.render import Answer, SweepHint, render_answer
+from hdc_ray.analysis.render.answer import advice_lines, interval, pts
 from hdc_ray.analysis.tables import (
     AnalysisError,
     distance_unit,
@@ -125,7 +127,8 @@ def build_report(
     """
     if target_dice is not None and not 0 < target_dice < 1:
         raise AnalysisError(f"--target-dice {target_dice} must lie between 0 and 1")
-    ctx = _Context.create(results, Path(out_dir), metric, target_dice, n_boot)
+    target_dice = target_dice if target_dice is not None else results.target_dice()  # the study's question lives in its spec
+    ctx = _Context.create(results, Path(out_dir), metric or results.decided_on(), target_dice, n_boot)
     doc = Document("hdc-ray sweep report")
     _answer(doc, ctx)
     _intro(doc, ctx)
@@ -167,6 +170,7 @@ class _Context:
     curve: pd.DataFrame | None = None
     answer_lines: list[str] = field(default_factory=list)
     answer: Answer | None = None
+    advice: Advice | None = None
     advice_error: str = ""
 
     @classmethod
@@ -238,18 +242,18 @@ def _guarded(doc: Document, ctx: _Context, key: str, section: Callable[[Document
 def _answer(doc: Document, ctx: _Context) -> None:
     """The study's answer first (paired over splits, every budget; see ``answer.py``), the curve beside it."""
     doc.heading("Answer")
-    try:
-        ctx.curve = _budget_curves(ctx)[0]
-        ctx.answer = build_answer(ctx.done, ctx.metric, history=ctx.results.history, sweep_hint=_hint(ctx))
-    except AnalysisError as exc:
-        ctx.answer_lines = [f"No answer from these results: {exc}."]
-    if ctx.answer is not None and ctx.target is not None:
+    if ctx.target is not None:
         try:
-            ctx.answer = replace(ctx.answer, advice=advise(ctx.done, ctx.metric, ctx.target, arm_col="group", n_boot=ctx.n_boot, hint=_hint(ctx)))
+            ctx.advice = advise(ctx.done, ctx.metric, ctx.target, arm_col="group", n_boot=ctx.n_boot)
         except AnalysisError as exc:
             ctx.advice_error = f"Labels needed for {metric_label(ctx.metric)} {ctx.target:.3g}: not answered: {exc}."
-    if ctx.answer is not None:
+    try:
+        ctx.curve = _budget_curves(ctx)[0]
+        decision = decide(ctx.done, ctx.metric, history=ctx.results.history)
+        ctx.answer = render_answer(decision, _hint(ctx), ctx.advice)
         ctx.answer_lines = ctx.answer.lines() + ([ctx.advice_error] if ctx.advice_error else [])
+    except AnalysisError as exc:  # the advisor's verdicts need no pairing: they stand without the paired answer
+        ctx.answer_lines = [f"No answer from these results: {exc}.", *(advice_lines(ctx.advice, _hint(ctx)) if ctx.advice else [])]
     doc.bullets(ctx.answer_lines)
     if ctx.curve is not None:
         curves = _budget_curves(ctx)
@@ -267,18 +271,20 @@ def _hint(ctx: _Context) -> SweepHint:
     stored = Path(source) / sweep / "spec.yaml"
     spec = str(stored) if "://" not in source and stored.is_file() else "study"
     epochs = pd.to_numeric(ctx.done.get("cfg.train.epochs"), errors="coerce") if "cfg.train.epochs" in ctx.done else None
-    rule = ctx.results.rounds.get(sweep, {}).get("rule") or {}
+    log = ctx.results.rounds.get(sweep, {})
+    rule = log.get("rule") or {}
+    run = sum(len(r.get("seeds", [])) for r in log.get("rounds", [])) if log else None
     return SweepHint(spec, sweep, source, int(epochs.mode().iloc[0]) if epochs is not None and epochs.notna().any() else None,
-                     int(rule["max_seeds"]) if "max_seeds" in rule else None)  # fmt: skip
+                     int(rule["max_seeds"]) if "max_seeds" in rule else None, run)  # fmt: skip
 
 
 def _advisor_section(doc: Document, ctx: _Context) -> None:
     if ctx.target is None:
         doc.paragraph("Not asked: pass `--target-dice 0.85` (any Dice) to get how many labelled images each method needs to reach it.")
         return
-    if ctx.answer is None or ctx.answer.advice is None:
+    if ctx.advice is None:
         raise AnalysisError(ctx.advice_error or "no advice")
-    advice = ctx.answer.advice.table
+    advice = ctx.advice.table
     fitted = advice[advice["where"] != "not fitted"]
     if fitted.empty:
         raise AnalysisError("no arm has the 3 or more distinct budgets a learning curve needs")
@@ -473,9 +479,12 @@ def _budget_section(doc: Document, ctx: _Context) -> None:
     if paired:
         doc.paragraph(
             f"Paired on the labelled split (every arm of a seed trains on the same labelled images): {ctx.label} of the arm "
-            "minus supervised, in Dice points, with a Student-t 95% interval over splits (none under 3 splits)."
+            "minus supervised, in Dice points. The adjusted interval is the comparison's anytime-valid confidence sequence at the "
+            "level Holm's step-down tested it at (the family-wise error over every comparison and look is at most 5%); the raw "
+            "95% t-interval of this look alone is secondary."
         )
-        doc.table(["arm", "labelled", "splits", "arm", "supervised", "difference", "95% interval", "ahead", "per split", "verdict", "supervised needs (95%)"], paired)
+        doc.table(["arm", "labelled", "splits", "arm", "supervised", "difference", "adjusted interval (level)", "raw 95% t", "ahead", "per split",
+                   "verdict", "supervised needs (at the claim's level)"], paired)  # fmt: skip
     else:
         doc.bullets(["No supervised baseline and method measured on a common budget: no paired comparison."])
     budgets = sorted(curve["budget"].unique())
@@ -493,23 +502,16 @@ def _paired_rows(ctx: _Context) -> list[list[str]]:
     if ctx.answer is None:
         return []
     rows = []
-    for arm in ctx.answer.arms:
-        for d, s in zip(arm.differences, arm.saved, strict=True):
-            low, high = d.interval
-            m_low, m_high = s.matched_interval
-            rows.append([
-                f"{arm.task}: {arm.arm}" if arm.task else arm.arm, fmt_budget(d.budget, d.unit), str(d.n), _num(d.arm_mean), _num(d.baseline_mean),
-                f"{100 * d.mean:+.1f}", f"{100 * low:+.1f} to {100 * high:+.1f}" if not math.isnan(low) else "–",
-                f"{d.ahead} of {d.n}", " / ".join(f"{100 * x:+.1f}" for x in d.per_split), d.verdict,
-                f"{s.matched_mean:.1f} ({m_low:.1f} to {m_high:.1f})" if s.measurable else "–",
-            ])  # fmt: skip
+    for j in ctx.answer.decision.comparisons:
+        d, s = j.diff, j.saved
+        raw = d.raw_interval
+        rows.append([
+            f"{d.task}: {d.arm}" if d.task else d.arm, fmt_budget(d.budget, d.unit), str(d.n), _num(d.arm_mean), _num(d.baseline_mean),
+            pts(d.mean), interval(j), f"{pts(raw[0])} to {pts(raw[1])}" if not math.isnan(raw[0]) else "–",
+            f"{d.ahead} of {d.n}", " / ".join(pts(x) for x in d.per_split), j.verdict,
+            f"{s.kind}: {s.low:.1f} to {s.high:.1f}" if s is not None else "–",
+        ])  # fmt: skip
     return rows
-
-
-def _by_task(done: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    if "task" not in done.columns or done["task"].nunique() <= 1:
-        return [("", done)]
-    return [(str(t), d) for t, d in done.groupby("task", sort=True)]
 
 
 def _unit_words(unit: str) -> str:

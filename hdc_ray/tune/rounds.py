@@ -3,8 +3,8 @@
 ``stopping: {until: decided, ...}`` in a grid spec (see :class:`hdc_ray.tune.spec.Stopping`). Round 1 runs the
 spec's seeds into ``RESULTS/NAME/tune``; round k adds the next seeds into ``RESULTS/NAME/tune-round-k``. Every
 round appends to the same ``trials.parquet`` / ``history.parquet``. After each round the paired intervals are
-computed from the Parquet (``hdc_ray.analysis.answer.decide``, on the spec's validation objective) and the study
-stops when they are decided, or at ``max_seeds``. ``RESULTS/NAME/rounds.json`` records every round (its seeds,
+computed from the Parquet (``hdc_ray.analysis.evidence.decide``, on ``stopping.metric``: the metric the report
+answers on) and the study stops when they are decided, or at ``max_seeds``. ``RESULTS/NAME/rounds.json`` records every round (its seeds,
 when it ran, each arm and budget's interval) and why the study stopped; it is written through pyarrow's
 filesystem, so an ``s3://`` results URI works as a local folder does.
 
@@ -22,12 +22,11 @@ from typing import Any
 from pyarrow import fs
 from ray import tune
 
-from hdc_ray.analysis import read_results
-from hdc_ray.analysis.answer import Decision, decide
-from hdc_ray.analysis.load import ROUNDS_FILE
+from hdc_ray.analysis.evidence import Decision, decide
+from hdc_ray.analysis.load import ROUNDS_FILE, read_results
 from hdc_ray.results.dataset import filesystem_of
+from hdc_ray.tune.experiment import run_experiment, save_spec, start_ray
 from hdc_ray.tune.spec import Spec, SpecError, Stopping
-from hdc_ray.tune.sweep import _save_spec, run_experiment, start_ray
 
 
 def tune_name(k: int) -> str:
@@ -78,12 +77,12 @@ def run_rounds(spec: Spec, *, name: str, sweep_dir: str, address: str | None, re
         print(f"study {name!r} already stopped: {log.stopped['reason']}", flush=True)
         return sweep_dir, None
     verbose = start_ray(address, verbose)
-    _save_spec(spec, sweep_dir)
+    save_spec(spec, sweep_dir)
     grid = None
     while True:
         current = log.running() or _start_round(log, spec)
         if current is None:  # no seeds left to add
-            _stop(log, sweep_dir, f"max_seeds reached ({len(log.seeds_run)} splits)")
+            _stop(log, sweep_dir, "max_seeds", f"max_seeds reached ({len(log.seeds_run)} splits)")
             return sweep_dir, grid
         log.write(sweep_dir)
         k, seeds = current["round"], tuple(current["seeds"])
@@ -95,10 +94,10 @@ def run_rounds(spec: Spec, *, name: str, sweep_dir: str, address: str | None, re
                               fail_at_epoch=fail_at_epoch, verbose=verbose, earlier=len(spec.grid_cells()) * (len(log.seeds_run) - len(seeds)))  # fmt: skip
         decision = _decision(spec, sweep_dir, name, spec.stopping)
         current.update(status="finished", finished_at=_now(), decided=decision.decided, open=decision.open_budgets(), decision=decision.records())
-        reason = stop_reason(decision, len(log.seeds_run), spec.stopping)
+        kind, reason = decision.stop(len(log.seeds_run), spec.stopping.min_seeds, spec.stopping.max_seeds)
         _report_round(name, k, decision)
-        if reason:
-            _stop(log, sweep_dir, reason)
+        if kind:
+            _stop(log, sweep_dir, kind, reason)
             return sweep_dir, grid
         log.write(sweep_dir)
 
@@ -112,9 +111,15 @@ def _log_to_continue(spec: Spec, sweep_dir: str, name: str, resume: bool) -> Rou
         raise SpecError(f"--resume: no interrupted study {name!r} at {sweep_dir} (no {ROUNDS_FILE})")
     if log is None:
         log = RoundLog(asdict(spec.stopping))
+    if log.rule.get("metric", spec.stopping.metric) != spec.stopping.metric:
+        raise SpecError(f"stopping.metric: this study decided on {log.rule['metric']} ({ROUNDS_FILE}); it cannot change to {spec.stopping.metric} "
+                        "in a resumed study (its rounds were judged on the first): start a new study with another --name")  # fmt: skip
     log.rule = asdict(spec.stopping)  # an accepted spec change may have moved the limits
-    if log.stopped and log.stopped.get("kind") == "max_seeds" and len(log.seeds_run) < spec.stopping.max_seeds:
-        print(f"study {name!r}: max_seeds is now {spec.stopping.max_seeds}: adding rounds after the {len(log.seeds_run)} splits run so far", flush=True)
+    # A higher max_seeds reopens a study after either stop: after "decided" too, the report's "more rounds" command must
+    # run them. The error control needs no reset: its confidence sequences hold over every look, old and new.
+    if log.stopped and len(log.seeds_run) < spec.stopping.max_seeds:
+        print(f"study {name!r}: max_seeds is now {spec.stopping.max_seeds}: adding rounds after the {len(log.seeds_run)} splits run so far "
+              f"(it had stopped: {log.stopped['reason']})", flush=True)  # fmt: skip
         log.stopped = None
     return log
 
@@ -131,20 +136,10 @@ def _start_round(log: RoundLog, spec: Spec) -> dict[str, Any] | None:
 
 
 def _decision(spec: Spec, sweep_dir: str, name: str, rule: Stopping) -> Decision:
+    """The study's decision on the metric its report answers on (``stopping.metric``), from its Parquet."""
     results = sweep_dir.rstrip("/").rsplit("/", 1)[0]
-    trials = read_results(results, [name]).trials
-    return decide(trials, spec.objectives[0].metric, width=rule.width, baseline=rule.baseline)
-
-
-def stop_reason(decision: Decision, n_seeds: int, rule: Stopping) -> str:
-    """Why the study stops after this round, or "" to run another."""
-    if decision.decided and n_seeds >= rule.min_seeds:
-        return (f"decided after {n_seeds} splits: every arm's paired interval at every budget excludes zero or is narrower "
-                f"than {rule.width:g}")  # fmt: skip
-    if n_seeds >= rule.max_seeds:
-        still = ", ".join(decision.open_budgets()) or "none"
-        return f"max_seeds reached ({n_seeds} splits); still open: {still}"
-    return ""
+    loaded = read_results(results, [name])
+    return decide(loaded.trials, rule.metric, width=rule.width, baseline=rule.baseline, history=loaded.history)
 
 
 def _report_round(name: str, k: int, decision: Decision) -> None:
@@ -152,8 +147,8 @@ def _report_round(name: str, k: int, decision: Decision) -> None:
     print(f"study {name!r}: after round {k} ({decision.n_splits} paired splits) {state}", flush=True)
 
 
-def _stop(log: RoundLog, sweep_dir: str, reason: str) -> None:
-    log.stopped = {"reason": reason, "kind": reason.split(" ", 1)[0], "at": _now()}  # kind: decided | max_seeds
+def _stop(log: RoundLog, sweep_dir: str, kind: str, reason: str) -> None:
+    log.stopped = {"reason": reason, "kind": kind, "at": _now()}  # kind: decided | max_seeds
     log.write(sweep_dir)
     print(f"study stopped: {reason} (recorded in {sweep_dir}/{ROUNDS_FILE})", flush=True)
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from hdc_ray.analysis import AnalysisError
-from hdc_ray.analysis.advisor import (
+from hdc_ray.analysis.evidence.advisor import (
     BELOW,
     BEYOND,
     INSIDE,
@@ -171,9 +171,23 @@ def test_one_seed_gives_an_answer_without_interval() -> None:
 
 
 def test_same_seed_same_interval() -> None:
+    """Issue 31: this once passed with NaN bounds (``DataFrame.equals`` calls NaN equal to NaN)."""
     first = labels_needed(_trials(), target=0.8, n_boot=50, seed=3)
     again = labels_needed(_trials(), target=0.8, n_boot=50, seed=3)
+    bounds = first[["low", "high"]].to_numpy(float)
+    assert np.isfinite(bounds).all() and (bounds[:, 0] < bounds[:, 1]).all()
     assert first[["low", "high"]].equals(again[["low", "high"]])
+    other = labels_needed(_trials(), target=0.8, n_boot=50, seed=4)
+    assert not first[["low", "high"]].equals(other[["low", "high"]])  # the seed does move the resamples
+
+
+def test_extrapolated_intervals_say_their_coverage_is_not_established() -> None:
+    from hdc_ray.analysis.evidence.advisor import CALIBRATION
+
+    assert CALIBRATION.coverage_interval() == pytest.approx((0.478, 1.0), abs=0.001)  # 5 of 5: Clopper-Pearson
+    (row,) = labels_needed(_trials(budgets=(4, 8, 16, 32)), target=0.8, n_boot=30).to_dict("records")
+    assert row["where"] == BEYOND and "how often such intervals cover the truth is not established (the calibration covered 5 of 5" in row["sentence"]
+    assert "widened" not in row["sentence"]
 
 
 def test_bad_input_is_refused() -> None:

@@ -10,7 +10,7 @@ from matplotlib.axes import Axes
 from matplotlib.collections import PathCollection
 
 from hdc_ray.analysis import ablation_table, label_budget_curve, learning_curves, parameter_importance, pareto_front, plots, read_results
-from hdc_ray.analysis.advisor import labels_needed
+from hdc_ray.analysis.evidence.advisor import labels_needed
 from hdc_ray.analysis.tables import with_arm
 
 

@@ -19,12 +19,12 @@ from hdc_ray.results.writer import TRIALS_FILE, ResultsWriter
 from hdc_ray.tune.callback import ABANDONED, abandon_ghost_rows
 from hdc_ray.tune.search import abandon_running_trials
 from hdc_ray.tune.spec import SpecError, is_spec_file, load_spec
-from hdc_ray.tune.sweep import SPEC_CHANGES, _save_spec, check_spec_unchanged, spec_differences
+from hdc_ray.tune.sweep import SPEC_CHANGES, save_spec, check_spec_unchanged, spec_differences
 
 
 def _started(tmp_path: Path, *overrides: str) -> Path:
     folder = tmp_path / "sweep"
-    _save_spec(load_spec("smoke", list(overrides)), str(folder))
+    save_spec(load_spec("smoke", list(overrides)), str(folder))
     return folder
 
 
@@ -50,7 +50,7 @@ def test_changed_overrides_are_refused_then_accepted_and_recorded(tmp_path: Path
     record = yaml.safe_load((folder / SPEC_CHANGES).read_text())
     assert record[0]["changes"] == {"overrides.train.epochs": {"from": 2, "to": 3}}
     datetime.fromisoformat(record[0]["at"])
-    _save_spec(changed, str(folder))  # what run_sweep does next: spec.yaml records the spec that now runs
+    save_spec(changed, str(folder))  # what run_sweep does next: spec.yaml records the spec that now runs
     check_spec_unchanged(changed, str(folder))
 
 

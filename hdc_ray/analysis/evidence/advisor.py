@@ -17,7 +17,9 @@ factors: Mahmood et al., CVPR 2022; Jain et al., CVPR 2023; and `bench/advisor_c
   pin the curve down (an asymptote at 1 means no saturation was seen);
 - where a ceiling is known (supervised with every label, at the same compute), no arm's asymptote may exceed it by
   more than the arm's own measured scores do (``ceiling``): labels cannot buy more than all labels bought;
-- extrapolated intervals are widened by the calibration's measured error (:data:`EXTRAPOLATION_ERROR`).
+- an extrapolated interval is a bootstrap over splits of the fitted curve; how often such intervals cover the
+  measured truth is **not established** (:data:`CALIBRATION`: 5 of 5 covered, on 3 splits: 95% 48-100%), and the
+  sentence says so.
 """
 
 from __future__ import annotations
@@ -42,10 +44,36 @@ MAX_EXTRAPOLATION = 2.0  # never answer past 2x the largest measured budget
 # there extrapolates from the lower one, under the same limits (the calibration found supervised's "interpolated"
 # answers between 16 and 400 1.5-2.1x too high: docs/benchmarks.md, "Calibrating the budget advisor").
 MAX_GAP = 4.0
-# Multiplicative error of an extrapolated answer within MAX_EXTRAPOLATION, measured by bench/advisor_calibration.py
-# (predicted / measured labels needed; docs/benchmarks.md, "Calibrating the budget advisor"): extrapolated
-# intervals are widened by this factor on both sides.
+# A factor to widen extrapolated intervals by (both sides), for bench/advisor_calibration.py to try others; 1: none. The
+# calibration gave no reason to widen, nor enough answers to measure coverage (CALIBRATION).
 EXTRAPOLATION_ERROR = 1.0
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What ``bench/advisor_calibration.py`` measured of extrapolated intervals (docs/benchmarks.md, "Calibrating the budget
+    advisor", 2026-12-04: both tasks, fit on 4/8/16 labels, truth at 32/64, 3 splits, one collapsed run dropped)."""
+
+    answered: int = 5
+    covered: int = 5
+    splits: int = 3
+
+    def coverage_interval(self, confidence: float = 0.95) -> tuple[float, float]:
+        """Clopper-Pearson interval of the coverage."""
+        from scipy import stats
+
+        tail = (1 - confidence) / 2
+        low = 0.0 if self.covered == 0 else float(stats.beta.ppf(tail, self.covered, self.answered - self.covered + 1))
+        high = 1.0 if self.covered == self.answered else float(stats.beta.ppf(1 - tail, self.covered + 1, self.answered - self.covered))
+        return low, high
+
+    def words(self) -> str:
+        low, high = self.coverage_interval()
+        return (f"how often such intervals cover the truth is not established (the calibration covered {self.covered} of "
+                f"{self.answered}, on {self.splits} splits: 95% {low:.0%}-{high:.0%})")
+
+
+CALIBRATION = Calibration()
 
 INSIDE = "interpolated"  # inside the measured budgets
 BEYOND = "extrapolated"  # beyond the largest measured budget
@@ -189,8 +217,8 @@ class LabelsNeeded:
                     "power-law extrapolation is not to be trusted; measure larger budgets")
         head = f"{self.arm} needs ~{_count(self.n_needed)} labelled images to reach {goal}"
         if self.where == BEYOND:
-            flag = (f"EXTRAPOLATED beyond the measured budget {self._from()}, interval widened "
-                    f"x{self.error_factor:.2g} for the advisor's measured extrapolation error")
+            widened = f", widened x{self.error_factor:.2g}" if self.error_factor != 1.0 else ""
+            flag = f"EXTRAPOLATED beyond the measured budget {self._from()}{widened}; {CALIBRATION.words()}"
         elif self.where == BELOW:
             flag = f"below the smallest measured budget ({_count(self.min_measured)}), so extrapolated downwards"
         else:
@@ -365,3 +393,76 @@ def _count(n: float) -> str:
     if math.isinf(n):
         return "never"
     return f"{n:.0f}" if n >= 10 else f"{n:.1f}".rstrip("0").rstrip(".")
+
+
+# --------------------------------------------------------------------------------------------- per task, with ceilings
+
+PLATEAU_TOLERANCE = 0.005  # all labels scoring no more than this above a fraction of them: a compute-limited plateau
+
+
+@dataclass(frozen=True)
+class Plateau:
+    """Supervised with every label (``n_all``) scored no better than with ``best_n``: the curve is flat against compute."""
+
+    task: str
+    n_all: int
+    score_all: float
+    best_n: int
+    best_score: float
+
+
+@dataclass(frozen=True)
+class Advice:
+    """The advisor's verdicts for every task: :func:`labels_needed` rows (with ``task``), plateaus, and what to measure."""
+
+    table: pd.DataFrame
+    plateaus: tuple[Plateau, ...]
+    measure: tuple[int, ...]  # budgets whose measurement would replace the extrapolations and refusals (empty: none needed)
+    seeds: tuple[int, ...]  # the splits to measure them on
+
+
+def advise(done: pd.DataFrame, metric: str, target: float, *, arm_col: str = "arm", n_boot: int = 1000) -> Advice:
+    """Labels needed per arm to reach ``target``, each task's asymptotes capped at its all-labels ceiling."""
+    from hdc_ray.analysis.evidence.paired import MIN_INTERVAL_SPLITS, by_task, t_interval
+
+    done = with_arm(require_metric(done, metric))
+    tables, plateaus = [], []
+    for task, rows in by_task(done):
+        ceiling, plateau = _ceiling(rows, metric, arm_col, t_interval)
+        if plateau is not None:
+            plateaus.append(Plateau(task, *plateau))
+        tables.append(labels_needed(rows, target, metric, arm_col=arm_col, n_boot=n_boot, seed=0, ceiling=ceiling).assign(task=task))
+    table = pd.concat(tables, ignore_index=True)
+    seeds = tuple(sorted(int(s) for s in done["seed"].dropna().unique())[:MIN_INTERVAL_SPLITS])
+    return Advice(table, tuple(plateaus), tuple(_to_measure(table, done)), seeds)
+
+
+def _ceiling(rows: pd.DataFrame, metric: str, arm_col: str, t_interval) -> tuple[float | None, tuple[int, float, int, float] | None]:  # type: ignore[no-untyped-def]
+    """Supervised with every label: the upper end of its interval over splits; and the plateau, if it is one."""
+    sup = rows[rows[arm_col].astype(str).str.endswith("supervised")]
+    full = sup[sup["label_ratio"] >= 0.999]
+    if full.empty:
+        return None, None
+    per_split = full.groupby("seed")[metric].mean()
+    _, high = t_interval(tuple(per_split))
+    ceiling = float(per_split.max() if math.isnan(high) else high)
+    smaller = sup[sup["label_ratio"] < 0.999].groupby("n_labeled")[metric].mean()
+    if smaller.empty or per_split.mean() > smaller.max() + PLATEAU_TOLERANCE:
+        return ceiling, None
+    return ceiling, (int(full["n_labeled"].max()), float(per_split.mean()), int(smaller.idxmax()), float(smaller.max()))
+
+
+def _to_measure(table: pd.DataFrame, done: pd.DataFrame) -> list[int]:
+    """Where the advisor extrapolated or refused: the next budgets up from where it reached out, under the pool."""
+    if "where" not in table.columns:
+        return []
+    outside = table[table["where"].isin([BEYOND, *REFUSED])]
+    if outside.empty:
+        return []
+    # Reach out from the budget the answer extrapolated from, not the largest measured: with supervised measured at
+    # 4, 8, 16 and all 400, a target refused past 16 is decided by 32 and 64, not by 800.
+    start = outside["reach_from"].where(outside["reach_from"].notna(), outside["max_measured"])
+    top = int(start.max())
+    ok = done["label_ratio"] > 0
+    pool = round(float((done.loc[ok, "n_labeled"] / done.loc[ok, "label_ratio"]).median()))
+    return [b for b in (2 * top, 4 * top) if b < pool] or [pool]
