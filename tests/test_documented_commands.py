@@ -81,8 +81,8 @@ def test_the_study_header_documents_its_variations() -> None:
 
 
 def test_the_commands_a_report_prints_resolve() -> None:
-    """The Answer's next-round commands (more splits, larger budgets, longer runs) run as printed."""
-    from hdc_ray.analysis.answer import SweepHint, advise, build_answer
+    """The Answer's next-round commands (more splits, larger budgets, longer runs, a study's next rounds) run as printed."""
+    from hdc_ray.analysis.answer import SweepHint, build_answer
 
     rows = []
     for n, base in ((4, 0.6), (8, 0.7), (16, 0.8)):
@@ -93,9 +93,10 @@ def test_the_commands_a_report_prints_resolve() -> None:
                              "cfg.train.epochs": 8, "cfg.train.iters_per_epoch": 40})  # fmt: skip
     trials = pd.DataFrame(rows)
     hint = SweepHint("study", "demo", "results", 8)
-    answer = build_answer(trials, "test_dice_fg", sweep_hint=hint)
-    advice = advise(trials, "test_dice_fg", 0.95, hint=hint, n_boot=20)
-    printed = [c for line in (*answer.next_steps, *advice.next_steps) for c in re.findall(r"`(hdc-ray [^`]+)`", line)]
-    assert len(printed) >= 4  # more splits + the report of both, larger budgets, longer runs
+    answer = build_answer(trials, "test_dice_fg", hint=hint, target=0.95, n_boot=20)
+    rounds = build_answer(trials, "test_dice_fg", hint=SweepHint("study", "demo", "results", 8, max_seeds=3, seeds_run=3))
+    printed = [c for line in (*answer.next_steps, *answer.advice, *rounds.next_steps) for c in re.findall(r"`(hdc-ray [^`]+)`", line)]
+    assert len(printed) >= 5  # more splits + the report of both, larger budgets, longer runs, more rounds
+    assert any("--resume" in c and "stopping.max_seeds=6" in c for c in printed)
     for command in printed:
         check_command(command)

@@ -23,6 +23,7 @@ from pyarrow import fs
 from ray import tune
 
 from hdc_ray.analysis.evidence import Decision, decide
+from hdc_ray.analysis.evidence.control import ALPHA, PRIOR_SCALE, PROCEDURE
 from hdc_ray.analysis.load import ROUNDS_FILE, read_results
 from hdc_ray.results.dataset import filesystem_of
 from hdc_ray.tune.experiment import run_experiment, save_spec, start_ray
@@ -110,11 +111,11 @@ def _log_to_continue(spec: Spec, sweep_dir: str, name: str, resume: bool) -> Rou
     if log is None and resume and not tune.Tuner.can_restore(f"{sweep_dir}/{tune_name(1)}"):
         raise SpecError(f"--resume: no interrupted study {name!r} at {sweep_dir} (no {ROUNDS_FILE})")
     if log is None:
-        log = RoundLog(asdict(spec.stopping))
+        log = RoundLog(asdict(spec.stopping) | {"alpha": ALPHA, "control": PROCEDURE.format(g=PRIOR_SCALE)})
     if log.rule.get("metric", spec.stopping.metric) != spec.stopping.metric:
         raise SpecError(f"stopping.metric: this study decided on {log.rule['metric']} ({ROUNDS_FILE}); it cannot change to {spec.stopping.metric} "
                         "in a resumed study (its rounds were judged on the first): start a new study with another --name")  # fmt: skip
-    log.rule = asdict(spec.stopping)  # an accepted spec change may have moved the limits
+    log.rule = asdict(spec.stopping) | {"alpha": ALPHA, "control": PROCEDURE.format(g=PRIOR_SCALE)}  # a spec change may have moved the limits
     # A higher max_seeds reopens a study after either stop: after "decided" too, the report's "more rounds" command must
     # run them. The error control needs no reset: its confidence sequences hold over every look, old and new.
     if log.stopped and len(log.seeds_run) < spec.stopping.max_seeds:

@@ -19,7 +19,7 @@ from hdc_ray.results.writer import TRIALS_FILE, ResultsWriter
 from hdc_ray.tune.callback import ABANDONED, abandon_ghost_rows
 from hdc_ray.tune.search import abandon_running_trials
 from hdc_ray.tune.spec import SpecError, is_spec_file, load_spec
-from hdc_ray.tune.sweep import SPEC_CHANGES, save_spec, check_spec_unchanged, spec_differences
+from hdc_ray.tune.sweep import SPEC_CHANGES, check_spec_unchanged, save_spec, spec_differences
 
 
 def _started(tmp_path: Path, *overrides: str) -> Path:

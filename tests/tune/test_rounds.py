@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hdc_ray.analysis.answer import decide
+from hdc_ray.analysis.evidence import decide
 from hdc_ray.tune.spec import SpecError, Stopping, load_spec
 
 STUDY = """
@@ -32,7 +32,7 @@ space:
 seeds: [0, 1]
 objectives: [{metric: val_dice_fg, mode: max}]
 search: {sampler: grid, concurrency: 2}
-stopping: {until: decided, round_seeds: 1, min_seeds: 3, max_seeds: 3, width: 0.000001}
+stopping: {until: decided, round_seeds: 1, min_seeds: 5, max_seeds: 5, width: 1.9}
 resources: {workers: 1, cpus_per_worker: 0.5}
 """
 
@@ -53,14 +53,14 @@ def test_rounds_add_the_next_seeds_up_to_max_seeds() -> None:
 
 def test_the_spec_parses_and_checks_stopping(tmp_path: Path) -> None:
     spec = load_spec(_spec_file(tmp_path))
-    assert spec.stopping == Stopping(round_seeds=1, min_seeds=3, max_seeds=3, width=1e-6)
+    assert spec.stopping == Stopping(round_seeds=1, min_seeds=5, max_seeds=5, width=1.9, metric="test_dice_fg")
     for bad, message in (
         ("stopping: {until: forever}", "the one rule is 'decided'"),
         ("stopping: {until: decided, max_seeds: 1}", "fewer than the 2 seeds of the first round"),
         ("stopping: {until: decided, width: 2}", "stopping.width"),
         ("stopping: {until: decided, patience: 3}", "unknown key 'stopping.patience'"),
     ):
-        text = STUDY.replace("stopping: {until: decided, round_seeds: 1, min_seeds: 3, max_seeds: 3, width: 0.000001}", bad)
+        text = STUDY.replace("stopping: {until: decided, round_seeds: 1, min_seeds: 5, max_seeds: 5, width: 1.9}", bad)
         with pytest.raises(SpecError, match=message):
             load_spec(_spec_file(tmp_path, text))
     with pytest.raises(SpecError, match="need a grid study"):
@@ -72,26 +72,19 @@ def _trials(gains: list[float], budgets: tuple[int, ...] = (4, 8)) -> pd.DataFra
     for n in budgets:
         for seed, g in enumerate(gains):
             base = 0.6 + 0.01 * seed
-            rows += [{"trial_id": f"{m}{n}{seed}", "status": "completed", "method": m, "label_ratio": n / 100, "n_labeled": n,
-                      "seed": seed, "val_dice_fg": base + (g if m == "hdc" else 0.0)} for m in ("hdc", "supervised")]  # fmt: skip
+            rows += [{"trial_id": f"{m}{n}{seed}", "status": "completed", "method": m, "label_ratio": n / 100, "n_labeled": n, "seed": seed,
+                      "test_dice_fg": base + (g if m == "hdc" else 0.0), "val_dice_fg": base} for m in ("hdc", "supervised")]  # fmt: skip
     return pd.DataFrame(rows)
 
 
-def test_a_budget_is_decided_when_its_interval_excludes_zero_or_is_narrow() -> None:
-    from hdc_ray.tune.rounds import stop_reason
-
-    rule = Stopping(min_seeds=3, max_seeds=9, width=0.02)
-    clear = decide(_trials([0.05, 0.06, 0.04]), "val_dice_fg", width=rule.width)  # excludes zero
-    assert clear.decided and "decided after 3 splits" in stop_reason(clear, 3, rule)
-    narrow = decide(_trials([0.001, -0.002, 0.0015]), "val_dice_fg", width=rule.width)  # includes zero, 1 point wide
-    assert narrow.decided
-    wide = decide(_trials([0.05, -0.04, 0.02]), "val_dice_fg", width=rule.width)
-    assert not wide.decided and stop_reason(wide, 3, rule) == ""
-    assert wide.open_budgets() == ["hdc@4 images", "hdc@8 images"]
-    assert stop_reason(wide, 9, rule).startswith("max_seeds reached (9 splits); still open: hdc@4 images")
-    two = decide(_trials([0.05, 0.06]), "val_dice_fg", width=rule.width)  # no interval from 2 splits
-    assert not two.decided
-    assert stop_reason(clear, 2, Stopping(min_seeds=6)) == ""  # decided, but fewer splits than min_seeds
+def test_the_rule_stops_on_the_metric_the_report_answers_on() -> None:
+    """Issue 31: the rule decided on validation Dice while the headline answered on test Dice."""
+    clear = [0.05, 0.06, 0.04, 0.05, 0.06, 0.05]
+    assert Stopping().metric == "test_dice_fg"
+    on_test = decide(_trials(clear), Stopping().metric, width=Stopping().width)
+    assert on_test.decided and on_test.stop(6, 6, 18)[0] == "decided"
+    on_val = decide(_trials(clear), "val_dice_fg", width=Stopping().width)  # validation shows no gain here: not "decided" on gains
+    assert [j.verdict for j in on_val.comparisons] == ["not established", "not established"]
 
 
 # ------------------------------------------------------------------------------------------ s3:// end to end
@@ -139,7 +132,9 @@ def _rounds(env: dict[str, str]) -> dict | None:
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_rounds_into_s3_survive_a_driver_killed_mid_round(tmp_path: Path, s3_env: dict[str, str]) -> None:
+def test_rounds_into_s3_survive_a_kill_stop_decided_and_reopen_with_a_raised_max_seeds(tmp_path: Path, s3_env: dict[str, str]) -> None:
+    """A driver killed mid-round resumes; the study stops "decided" on the metric it reports; the report's "more rounds"
+    command (a raised max_seeds on --resume) then runs the next round after that decided stop (issue 31), into s3://."""
     sweep = [sys.executable, "-m", "hdc_ray.cli", "sweep", str(_spec_file(tmp_path)), "--results", "s3://study/r"]
     log = (tmp_path / "first.log").open("w")
     first = subprocess.Popen(sweep, cwd=tmp_path, env=s3_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -154,21 +149,35 @@ def test_rounds_into_s3_survive_a_driver_killed_mid_round(tmp_path: Path, s3_env
     first.wait(30)
     killed = _rounds(s3_env)
     assert killed is not None and killed["rounds"][0]["status"] == "finished" and killed["rounds"][1]["status"] == "running"
-    assert killed["stopped"] is None
+    assert killed["stopped"] is None and killed["rule"]["metric"] == "test_dice_fg"
 
-    second = subprocess.run([*sweep, "--resume"], cwd=tmp_path, env=s3_env, capture_output=True, text=True, timeout=600)
+    second = subprocess.run([*sweep, "--resume"], cwd=tmp_path, env=s3_env, capture_output=True, text=True, timeout=900)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "round 2, splits [2]" in second.stdout
     done = _rounds(s3_env)
-    assert done is not None and [r["seeds"] for r in done["rounds"]] == [[0, 1], [2]]
+    assert done is not None and [r["seeds"] for r in done["rounds"]] == [[0, 1], [2], [3], [4]]
     assert all(r["status"] == "finished" for r in done["rounds"])
-    assert done["stopped"]["kind"] == "max_seeds" and done["stopped"]["reason"].startswith("max_seeds reached (3 splits)")
-    assert [d["n"] for d in done["rounds"][1]["decision"]] == [3]  # round 2's decision pairs all 3 splits
-    trials = pd.read_json(io.StringIO(_read_s3(s3_env, "t = pd.read_parquet('study/r/rounds/trials.parquet', filesystem=f); "
-                                           "print(t[['trial_id', 'status', 'seed', 'method']].to_json())")))  # fmt: skip
-    finished = trials[trials["status"] == "completed"]
-    assert sorted(finished.groupby(["method", "seed"]).size().to_dict().items()) == [((m, s), 1) for m in ("hdc", "supervised") for s in (0, 1, 2)]
-    assert set(trials["status"]) <= {"completed", "failed"}  # a trial lost with the driver is marked, never left running
+    # 5 splits: the confidence sequence is finite (3 could not exclude anything) and narrower than the width 1.9
+    assert done["stopped"]["kind"] == "decided" and done["stopped"]["reason"].startswith("decided after 5 splits"), done["stopped"]
+    assert [d["n"] for d in done["rounds"][-1]["decision"]] == [5] and not done["rounds"][2]["decided"]  # 4 splits: unbounded
+    _check_trials(s3_env, seeds=5)
 
     again = subprocess.run([*sweep, "--resume"], cwd=tmp_path, env=s3_env, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0 and "already stopped: max_seeds reached" in again.stdout
+    assert again.returncode == 0 and "already stopped: decided after 5 splits" in again.stdout
+    more = subprocess.run([*sweep, "--resume", "--accept-spec-change", "--set", "stopping.max_seeds=6"], cwd=tmp_path, env=s3_env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert more.returncode == 0, more.stdout[-3000:] + more.stderr[-3000:]
+    assert "max_seeds is now 6: adding rounds after the 5 splits run so far (it had stopped: decided" in more.stdout
+    assert "round 5, splits [5]" in more.stdout
+    final = _rounds(s3_env)
+    assert final is not None and [r["seeds"] for r in final["rounds"]][-1] == [5] and final["rule"]["max_seeds"] == 6
+    assert final["stopped"]["kind"] == "decided" and [d["n"] for d in final["rounds"][-1]["decision"]] == [6]  # every split, old and new
+    _check_trials(s3_env, seeds=6)
+
+
+def _check_trials(env: dict[str, str], seeds: int) -> None:
+    trials = pd.read_json(io.StringIO(_read_s3(env, "t = pd.read_parquet('study/r/rounds/trials.parquet', filesystem=f); "
+                                           "print(t[['trial_id', 'status', 'seed', 'method']].to_json())")))  # fmt: skip
+    finished = trials[trials["status"] == "completed"]
+    assert sorted(finished.groupby(["method", "seed"]).size().to_dict().items()) == [((m, s), 1) for m in ("hdc", "supervised") for s in range(seeds)]
+    assert set(trials["status"]) <= {"completed", "failed"}  # a trial lost with the driver is marked, never left running

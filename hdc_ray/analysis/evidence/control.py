@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 ALPHA = 0.05  # the family-wise error rate every Answer controls
+PROCEDURE = "anytime-valid t confidence sequences (normal mixture, g = {g:g}) + Holm's step-down over the comparisons"
 # g: variance of the standardised effect mu/sigma in the mixture. Large g favours large effects and few splits; small g
 # narrows late intervals. 2.0 decides gains of 1-2 sd within 6-12 splits and keeps 6-split intervals usable
 # (bench/study_rule.py, docs/benchmarks.md "The study's decision rule").
