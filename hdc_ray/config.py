@@ -88,6 +88,11 @@ class ModelConfig:
     depth: int = 4  # encoder stages (down-samplings = depth - 1)
     norm: Literal["group", "batch"] = "group"  # group norm keeps 1-vs-N-worker DDP results equal
     dropout: float = 0.0  # dropout before each decoder's classifier
+    # HDC's noisy decoder (the paper's is a second full decoder): "full"; "light" = a decoder of half the width fed
+    # 1x1-projected (perturbed) encoder features, ~1/4 of a decoder's FLOPs (issue 32's step-cost switch); "none" =
+    # no noisy decoder, the ablation "dual decoder replaced by a single decoder" (L_MI and the feature noise then
+    # have nothing to act on and are skipped).
+    noisy_decoder: Literal["full", "light", "none"] = "full"
 
     def __post_init__(self) -> None:
         _check(self.base_width >= 4, "model.base_width", "must be >= 4")
@@ -266,6 +271,11 @@ class TrainConfig:
     # scores the student: +3.5 Dice points for HDC on the PSFH-like task @4, docs/benchmarks.md, "Scoring the student").
     eval_model: Literal["teacher", "student"] = "teacher"
     grad_clip: float = 0.0  # 0 disables
+    # Diagnostics of class collapse (issue 32), off by default: every epoch also validates the network that is not
+    # scored (``val_other_*``: the teacher when the student is scored, and back), and HDC logs per class the share of
+    # unlabelled pixels its teacher pseudo-labels (``train_pseudo_cK``) and how much of that passes the threshold
+    # (``train_confident_cK``), K the class index.
+    log_classes: bool = False
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1 and self.iters_per_epoch >= 1, "train.epochs", "epochs and iters_per_epoch >= 1")

@@ -71,8 +71,9 @@ def mutual_information_loss(
 ) -> Tensor:
     """Mutual-information loss between the main and noisy student branches (to be minimised).
 
-    Shapes: ``kind="renyi"``: ``main``, ``noisy`` (B, D, h, w) feature maps; ``kind="iic"``:
-    (B, C, H, W) logits. Shapes must be equal. Returns a scalar.
+    Shapes: ``kind="renyi"``: ``main`` (B, D1, h, w), ``noisy`` (B, D2, h, w) feature maps (the widths may differ:
+    only each side's pixel Gram matrix enters, e.g. ``model.noisy_decoder="light"``); ``kind="iic"``: equal
+    (B, C, H, W) logits. Returns a scalar.
 
     ``kind="renyi"`` (``loss.mi_kind``): pixels become n = B*h*w rows (if n > ``max_samples``,
     ``loss.mi_max_samples``, the same rows are drawn on both sides without replacement with
@@ -100,8 +101,10 @@ def mutual_information_loss(
         raise ValueError(f"unknown mutual-information kind {kind!r}; expected one of {KINDS}")
     if detach not in DETACH:
         raise ValueError(f"unknown detach {detach!r}; expected one of {DETACH}")
-    if main.ndim != 4 or main.shape != noisy.shape:
-        raise ValueError(f"main and noisy must be equal (B, D, h, w) tensors, got {tuple(main.shape)} and {tuple(noisy.shape)}")
+    same = main.shape == noisy.shape if kind == "iic" else main.shape[:1] + main.shape[2:] == noisy.shape[:1] + noisy.shape[2:]
+    if main.ndim != 4 or noisy.ndim != 4 or not same:
+        what = "equal (B, C, H, W) logits" if kind == "iic" else "(B, D, h, w) feature maps of one batch and size"
+        raise ValueError(f"main and noisy must be {what}, got {tuple(main.shape)} and {tuple(noisy.shape)}")
     if detach == "main":
         main = main.detach()
     elif detach == "noisy":

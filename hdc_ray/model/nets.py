@@ -31,7 +31,7 @@ class SegOutput:
 @dataclass
 class DualOutput:
     main: SegOutput
-    noisy: SegOutput
+    noisy: SegOutput | None  # None: model.noisy_decoder="none"
 
 
 class SegNet(nn.Module):
@@ -51,7 +51,7 @@ class SegNet(nn.Module):
 class DualDecoderNet(nn.Module):
     """HDC's student: one shared encoder, a ``main`` decoder and a ``noisy`` decoder fed perturbed features."""
 
-    def __init__(self, encoder: Encoder, main: Decoder, noisy: Decoder, perturb: Perturbation) -> None:
+    def __init__(self, encoder: Encoder, main: Decoder, noisy: nn.Module | None, perturb: Perturbation) -> None:
         super().__init__()
         self.encoder = encoder
         self.main = main
@@ -62,11 +62,11 @@ class DualDecoderNet(nn.Module):
         """x (B, 1, H, W); noise_seeds (B,) int64, one per image."""
         enc = self.encoder(x)
         logits_main, dec_main = self.main(enc)
+        main = SegOutput(logits_main, name_features(enc, dec_main))
+        if self.noisy is None:
+            return DualOutput(main, None)
         logits_noisy, dec_noisy = self.noisy(self.perturb(enc, noise_seeds))
-        return DualOutput(
-            SegOutput(logits_main, name_features(enc, dec_main)),
-            SegOutput(logits_noisy, name_features(enc, dec_noisy)),
-        )
+        return DualOutput(main, SegOutput(logits_noisy, name_features(enc, dec_noisy)))
 
     def main_branch(self) -> SegNet:
         """A SegNet sharing this student's encoder and main decoder (no copy): the teacher's EMA source."""
@@ -117,9 +117,27 @@ def build_segnet(cfg: ModelConfig, num_classes: int) -> SegNet:
     return SegNet(*build_encoder_decoder(cfg, num_classes))
 
 
+class LightDecoder(nn.Module):
+    """A noisy decoder of half the width (``model.noisy_decoder="light"``): each encoder feature is projected to half
+    its channels by a 1x1 convolution, then decoded by a U-Net decoder of half the widths (~1/4 of the FLOPs)."""
+
+    def __init__(self, widths: list[int], num_classes: int, norm: str, residual: bool, dropout: float) -> None:
+        super().__init__()
+        half = [max(4, w // 2) for w in widths]
+        self.project = nn.ModuleList(nn.Conv2d(w, h, 1, bias=False) for w, h in zip(widths, half, strict=True))
+        self.decoder = Decoder(half, num_classes, norm, residual, dropout)
+
+    def forward(self, enc: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        return self.decoder([p(f) for p, f in zip(self.project, enc, strict=True)])
+
+
 def build_dual(cfg: ModelConfig, num_classes: int, perturb: Perturbation) -> DualDecoderNet:
     encoder, main = build_encoder_decoder(cfg, num_classes)
-    _, noisy = build_encoder_decoder(cfg, num_classes)
+    noisy: nn.Module | None = None
+    if cfg.noisy_decoder == "full":
+        _, noisy = build_encoder_decoder(cfg, num_classes)
+    elif cfg.noisy_decoder == "light":
+        noisy = LightDecoder(stage_widths(cfg.base_width, cfg.depth), num_classes, cfg.norm, cfg.backbone == "resunet", cfg.dropout)
     return DualDecoderNet(encoder, main, noisy, perturb)
 
 

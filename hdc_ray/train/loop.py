@@ -86,7 +86,7 @@ def fit(
         record = _run_epoch(cfg, data, models, model, optimizer, scaler, epoch, shard, device, progress)
         if (epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == cfg.train.epochs:
             val = evaluate(scored_net(cfg, models), data.val, data.class_names, cfg, device, shard, "val")
-            record |= val
+            record |= val | _other_net_val(cfg, data, models, device, shard)
             update_best(cfg, state, epoch + 1, val, models)
         state.epoch = epoch + 1
         state.history.append(record | {"best_epoch": float(state.best_epoch)})
@@ -134,6 +134,15 @@ def low_confidence_warning(cfg: Config, record: dict[str, float]) -> str | None:
         f"({threshold}) well after the ramp-up; pixel consistency barely acts (a wider mask, loss.threshold_kind=adaptive or a lower "
         f"loss.confidence_threshold, opens it; on short schedules that measured worse: docs/benchmarks.md)"
     )
+
+
+def _other_net_val(cfg: Config, data: Any, models: Models, device: torch.device, shard: Shard) -> dict[str, float]:
+    """``train.log_classes``: the validation metrics of the network that is not scored (teacher vs student), as ``val_other_*``."""
+    if not cfg.train.log_classes or models.teacher is None:
+        return {}
+    scored = scored_net(cfg, models)
+    other = models.eval_net("student") if scored is models.teacher else models.teacher
+    return {k.replace("val_", "val_other_", 1): v for k, v in evaluate(other, data.val, data.class_names, cfg, device, shard, "val").items()}
 
 
 def _prefixed_best(state: TrainState) -> dict[str, float]:

@@ -236,28 +236,48 @@ def _hdc_terms(cfg: Config, model: nn.Module, t_logits: Tensor, t_feats: dict[st
     assert batch.u_s is not None and batch.valid_s is not None
     lc, n_l = cfg.loss, batch.x_w.shape[0]
     out = model(torch.cat([batch.x_w, batch.u_s]), batch.noise_seeds)
-    main, noisy = out.main, out.noisy
-    terms = {"sup": supervised_loss(main.logits[:n_l], noisy.logits[:n_l], batch.y_w, dice_weight=lc.sup_dice)}
-    terms["pc"], stats = _pixel_consistency(cfg, main.logits[n_l:], noisy.logits[n_l:], t_logits, batch, state)
+    main, noisy = out.main, out.noisy  # noisy None: model.noisy_decoder="none" (a single decoder)
+    terms = {"sup": supervised_loss(main.logits[:n_l], None if noisy is None else noisy.logits[:n_l], batch.y_w, dice_weight=lc.sup_dice)}
+    terms["pc"], stats = _pixel_consistency(cfg, main.logits[n_l:], None if noisy is None else noisy.logits[n_l:], t_logits, batch, state)
     if lc.w_cg > 0:  # an ablated feature term is not computed at all (it costs a Gram/correlation per level)
         terms["cg"] = _correlation_terms(cfg, main.feats, t_feats, batch)
-    if lc.w_mi > 0:
+    if lc.w_mi > 0 and noisy is not None:
         terms["mi"] = _mutual_information_term(cfg, main, noisy, batch)
     return terms, stats
 
 
-def _pixel_consistency(cfg: Config, main: Tensor, noisy: Tensor, t_logits: Tensor, batch: Batch, state: AdaptiveThreshold | None) -> tuple[Tensor, Stats]:
+def _pixel_consistency(cfg: Config, main: Tensor, noisy: Tensor | None, t_logits: Tensor, batch: Batch, state: AdaptiveThreshold | None) -> tuple[Tensor, Stats]:
     """L_pc on the unlabelled strong view, main decoder (and noisy one, ``loss.pc_on_noisy``), in the form ``loss.pc_kind``."""
     t_logits_s = _to_strong(t_logits, batch)
+    on_noisy = cfg.loss.pc_on_noisy and noisy is not None
     if cfg.loss.pc_kind == "soft":  # every valid pixel counts: the mask is all of them
-        losses = [softmax_mse_loss(s, t_logits_s, batch.valid_s) for s in (main, noisy)[: 1 + cfg.loss.pc_on_noisy]]
+        losses = [softmax_mse_loss(s, t_logits_s, batch.valid_s) for s in (main, noisy)[: 1 + on_noisy] if s is not None]
         return sum(losses) / len(losses), {"confident_fraction": torch.ones(()), "pc_threshold": torch.zeros(())}  # type: ignore[return-value]
     threshold, logged = _pc_threshold(cfg, t_logits, state)
     pc, confident = consistency_loss(main, t_logits_s, threshold, batch.valid_s)
-    if cfg.loss.pc_on_noisy:
+    if on_noisy:
+        assert noisy is not None
         pc_noisy, _ = consistency_loss(noisy, t_logits_s, threshold, batch.valid_s)
         pc = 0.5 * (pc + pc_noisy)
-    return pc, {"confident_fraction": confident, "pc_threshold": logged}
+    stats = {"confident_fraction": confident, "pc_threshold": logged}
+    if cfg.train.log_classes:
+        stats |= _pseudo_label_shares(t_logits_s, threshold, batch.valid_s)
+    return pc, stats
+
+
+@torch.no_grad()
+def _pseudo_label_shares(t_logits: Tensor, threshold: float | Tensor, valid: Tensor) -> Stats:
+    """Per class K: the share of valid unlabelled pixels the teacher labels K (``pseudo_cK``), and labels K confidently
+    (``confident_cK``): a class whose pseudo-labels vanish is being taught away (train.log_classes)."""
+    conf, pseudo = t_logits.softmax(dim=1).max(dim=1)  # (B, H, W)
+    per_pixel = threshold[pseudo] if isinstance(threshold, Tensor) and threshold.ndim == 1 else threshold
+    n_valid = valid.sum().clamp_min(1)
+    out: Stats = {}
+    for k in range(t_logits.shape[1]):
+        is_k = (pseudo == k) & valid
+        out[f"pseudo_c{k}"] = is_k.sum() / n_valid
+        out[f"confident_c{k}"] = (is_k & (conf >= per_pixel)).sum() / n_valid
+    return out
 
 
 def _correlation_terms(cfg: Config, s_feats: dict[str, Tensor], t_feats: dict[str, Tensor], batch: Batch) -> Tensor:

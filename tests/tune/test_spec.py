@@ -63,10 +63,13 @@ def test_grid_spec_crosses_variants_and_seeds() -> None:
     spec = load_spec("ablation")
     params = build_param_space(spec)
     assert set(params["variant"]["grid_search"]) == set(spec.variants)
-    assert params["train.seed"]["grid_search"] == [0, 1, 2]
-    assert spec.n_trials() == len(spec.variants) * 3
+    assert params["train.seed"]["grid_search"] == [0, 1, 2, 3, 4, 5]  # six splits: no conclusion on fewer
+    assert spec.n_trials() == len(spec.variants) * 6
     assert spec.trial_config({"variant": "no_cg", "train.seed": 1}).loss.w_cg == 0.0
-    assert spec.trial_config({"variant": "cps"}).train.method == "cps"
+    assert spec.trial_config({"variant": "single_decoder"}).model.noisy_decoder == "none"
+    assert spec.trial_config({"variant": "no_ema"}).train.ema_decay == 0.0
+    cfg = spec.trial_config({"variant": "supervised"})
+    assert cfg.train.method == "supervised" and cfg.train.epochs * cfg.train.iters_per_epoch == 800
 
 
 @pytest.mark.parametrize(
