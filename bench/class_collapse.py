@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ssl_benchmark import arm_config  # noqa: E402
+from ssl_benchmark import arm_config
 
 
 def run(config: str, overrides: list[str], method: str, count: int | None, seed: int) -> tuple[list[dict], tuple[str, ...], float]:  # type: ignore[type-arg]

@@ -260,7 +260,7 @@ def _pixel_consistency(cfg: Config, main: Tensor, noisy: Tensor | None, t_logits
         pc_noisy, _ = consistency_loss(noisy, t_logits_s, threshold, batch.valid_s)
         pc = 0.5 * (pc + pc_noisy)
     stats = {"confident_fraction": confident, "pc_threshold": logged}
-    if cfg.train.log_classes:
+    if cfg.train.log_classes and batch.valid_s is not None:
         stats |= _pseudo_label_shares(t_logits_s, threshold, batch.valid_s)
     return pc, stats
 
