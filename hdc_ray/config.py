@@ -161,6 +161,9 @@ class LossConfig:
     # The paper's supervised loss is pixel CE (0.0 here). A soft Dice term (e.g. 1.0) stops CE from
     # collapsing small structures to background at low label budgets (measured: docs/benchmarks.md).
     sup_dice: float = 0.0
+    # "class": the supervised CE weighs each class inversely to its pixel share in the labelled batch, so a small class
+    # (the pubic symphysis) pulls as hard as the background (a class-collapse guard, issue 32); "none": plain CE.
+    sup_balance: Literal["none", "class"] = "none"
     w_pc: float = 1.0  # pixel consistency (teacher pseudo-labels -> student strong view)
     # Correlation Guidance (teacher vs student main branch, at loss.cg_levels). At 0.5 or 1.0 (with dec_last) it
     # lost a lip on splits the loss_weights sweep was not tuned on (docs/benchmarks.md, "The loss_weights sweep
@@ -228,6 +231,13 @@ class LossConfig:
     pc_kind: Literal["hard", "soft"] = "hard"
     pc_on_noisy: bool = True  # the noisy decoder also learns from pseudo-labels (UniMatch's perturbed stream)
     ramp_fraction: float = 0.4  # sigmoid ramp-up length as a fraction of all training iterations
+    # Class gate (issue 32): the unsupervised terms stay off until the scored network's validation Dice of EVERY class
+    # reaches class_gate_dice, and their ramp-up starts then. Why: a small class learned late (the PSFH-like pubic
+    # symphysis appears at step ~250 when supervised alone) is taught away by a teacher that has never predicted it:
+    # its pseudo-labels and features say "background" there once the ramp is up (bench/class_collapse.py,
+    # docs/benchmarks.md "The class collapse"). A class never found on validation keeps the method supervised.
+    class_gate: bool = False
+    class_gate_dice: float = 0.25  # the Answer's "lost class" line (analysis.tables.LOST_DICE)
 
     def __post_init__(self) -> None:
         for name in ("w_sup", "sup_dice", "w_pc", "w_cg", "w_mi", "w_cps", "w_u"):
@@ -238,6 +248,7 @@ class LossConfig:
         _check(0.0 <= self.threshold_momentum < 1.0, "loss.threshold_momentum", f"must be in [0, 1), got {self.threshold_momentum}")
         _check(len(self.cg_levels) >= 1, "loss.cg_levels", "needs at least one level")
         _check(0.0 <= self.ramp_fraction <= 1.0, "loss.ramp_fraction", "must be in [0, 1]")
+        _check(0.0 <= self.class_gate_dice < 1.0, "loss.class_gate_dice", "must be in [0, 1)")
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,23 @@ def _check_logits_target(name: str, logits: Tensor, target: Tensor) -> None:
         raise ValueError(f"target must be (B, H, W) = {(b, h, w)} to match {name} {tuple(logits.shape)}, got {tuple(target.shape)}")
 
 
-def _pixel_ce(logits: Tensor, target: Tensor, ignore_index: int) -> Tensor:
+def _pixel_ce(logits: Tensor, target: Tensor, ignore_index: int, balanced: bool = False) -> Tensor:
     # Sum / count instead of reduction="mean": an all-ignored batch gives 0, not 0/0 = NaN.
-    ce = F.cross_entropy(logits, target, ignore_index=ignore_index, reduction="sum")
+    weight = _balanced_weights(target, logits.shape[1], ignore_index) if balanced else None
+    ce = F.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index, reduction="sum")
     n_valid = (target != ignore_index).sum().clamp_min(1)
     return ce / n_valid
+
+
+def _balanced_weights(target: Tensor, num_classes: int, ignore_index: int) -> Tensor:
+    """Per-class CE weights inverse to each class's pixel share in this batch, normalised so that the weighted pixel
+    count equals the pixel count (the loss keeps its scale); a class absent from the batch gets weight 1."""
+    valid = target[target != ignore_index]
+    counts = torch.bincount(valid.clamp(0, num_classes - 1), minlength=num_classes).float()
+    present = counts > 0
+    inverse = torch.where(present, 1.0 / counts.clamp_min(1.0), torch.zeros_like(counts))
+    scale = counts.sum() / (inverse * counts).sum().clamp_min(1e-12) / present.sum().clamp_min(1)
+    return torch.where(present, inverse * scale * present.sum(), torch.ones_like(counts)).to(torch.float32)
 
 
 def supervised_loss(
@@ -31,6 +43,7 @@ def supervised_loss(
     target: Tensor,
     ignore_index: int = 255,
     dice_weight: float = 0.0,
+    balanced: bool = False,
 ) -> Tensor:
     """Pixel cross-entropy (+ ``dice_weight`` x soft Dice loss) of the student's decoders against the labels.
 
@@ -43,21 +56,22 @@ def supervised_loss(
     None, otherwise (CE_main + CE_noisy) / 2. A batch whose pixels are all ignored gives 0.
     Label values outside [0, C) other than ``ignore_index`` make torch raise (not checked here, to
     avoid a device sync per step). ``dice_weight > 0`` adds ``dice_weight * soft_dice_loss`` per decoder.
+    ``balanced`` (``loss.sup_balance="class"``) weighs each class's pixels inversely to its share of the batch.
     """
     _check_logits_target("logits_main", logits_main, target)
     if target.dtype.is_floating_point or target.dtype == torch.bool:
         raise ValueError(f"target must hold integer class indices, got dtype {target.dtype}")
     target = target.long()
-    loss = _decoder_loss(logits_main, target, ignore_index, dice_weight)
+    loss = _decoder_loss(logits_main, target, ignore_index, dice_weight, balanced)
     if logits_noisy is None:
         return loss
     if logits_noisy.shape != logits_main.shape:
         raise ValueError(f"logits_noisy {tuple(logits_noisy.shape)} must match logits_main {tuple(logits_main.shape)}")
-    return 0.5 * (loss + _decoder_loss(logits_noisy, target, ignore_index, dice_weight))
+    return 0.5 * (loss + _decoder_loss(logits_noisy, target, ignore_index, dice_weight, balanced))
 
 
-def _decoder_loss(logits: Tensor, target: Tensor, ignore_index: int, dice_weight: float) -> Tensor:
-    ce = _pixel_ce(logits, target, ignore_index)
+def _decoder_loss(logits: Tensor, target: Tensor, ignore_index: int, dice_weight: float, balanced: bool = False) -> Tensor:
+    ce = _pixel_ce(logits, target, ignore_index, balanced)
     return ce if dice_weight == 0.0 else ce + dice_weight * soft_dice_loss(logits, target, ignore_index)
 
 

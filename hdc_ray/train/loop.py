@@ -25,6 +25,7 @@ from hdc_ray.train.batches import WEAK_TO_STRONG, Shard, make_batch
 from hdc_ray.train.checkpoint import TrainState
 from hdc_ray.train.evaluation import evaluate, mean_over_ranks, test_best, update_best
 from hdc_ray.train.methods import Models, build_models, check_data_for_method, needs_unlabeled, scored_net
+from hdc_ray.train.schedules import gate_start
 from hdc_ray.train.step import StepResult, build_optimizer, build_scaler, train_step
 
 EpochCallback = Callable[[dict[str, float], "dict[str, Any] | None"], None]
@@ -83,7 +84,8 @@ def fit(
     test: dict[str, float] = {}
     warned = False
     for epoch in range(state.epoch, cfg.train.epochs):
-        record = _run_epoch(cfg, data, models, model, optimizer, scaler, epoch, shard, device, progress)
+        start = gate_start(cfg, state.history, data.class_names)
+        record = _run_epoch(cfg, data, models, model, optimizer, scaler, epoch, shard, device, progress, start)
         if (epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == cfg.train.epochs:
             val = evaluate(scored_net(cfg, models), data.val, data.class_names, cfg, device, shard, "val")
             record |= val | _other_net_val(cfg, data, models, device, shard)
@@ -149,14 +151,15 @@ def _prefixed_best(state: TrainState) -> dict[str, float]:
     return {"best_epoch": float(state.best_epoch), **{f"best_{k}": v for k, v in state.best_val.items()}}
 
 
-def _run_epoch(cfg, data, models: Models, model: nn.Module, optimizer, scaler, epoch: int, shard: Shard, device, progress: bool) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def _run_epoch(cfg, data, models: Models, model: nn.Module, optimizer, scaler, epoch: int, shard: Shard, device, progress: bool,  # type: ignore[no-untyped-def]
+               unsup_start: int | None = 0) -> dict[str, float]:  # fmt: skip
     tc = cfg.train
     sums: dict[str, float] = defaultdict(float)
     images, start = 0, time.perf_counter()
     model.train()
     bar = _progress_bar(tc.iters_per_epoch, f"epoch {epoch + 1}/{tc.epochs}", progress and shard.rank == 0)
     for it in range(tc.iters_per_epoch):
-        out, n_images = train_iteration(cfg, data, models, model, optimizer, scaler, epoch, it, shard, device)
+        out, n_images = train_iteration(cfg, data, models, model, optimizer, scaler, epoch, it, shard, device, unsup_start)
         sums["loss"] += float(out.total)
         for key, value in out.terms.items():
             sums[f"loss_{key}"] += float(value)
@@ -171,13 +174,14 @@ def _run_epoch(cfg, data, models: Models, model: nn.Module, optimizer, scaler, e
     return {"epoch": float(epoch + 1), **means, "lr": out.lr, "ramp": out.ramp, "epoch_time_s": seconds, "images_per_s": images * shard.world_size / seconds}
 
 
-def train_iteration(cfg, data, models: Models, model: nn.Module, optimizer, scaler, epoch: int, it: int, shard: Shard, device) -> tuple[StepResult, int]:  # type: ignore[no-untyped-def]
+def train_iteration(cfg, data, models: Models, model: nn.Module, optimizer, scaler, epoch: int, it: int, shard: Shard, device,  # type: ignore[no-untyped-def]
+                    unsup_start: int | None = 0) -> tuple[StepResult, int]:  # fmt: skip
     """One iteration of the loop, all that a run pays for per step: seeding, this rank's batch (views
     included) and the step. Returns the step's result and the images the trainable network saw.
     ``bench/step_time.py`` times exactly this."""
     torch.manual_seed(derive_seed(cfg.train.seed, epoch, it, shard.rank))  # dropout draws, reproducible on resume
     batch = make_batch(cfg, data, epoch, it, shard, device, needs_unlabeled(cfg))
-    return train_step(cfg, models, model, optimizer, scaler, batch, epoch * cfg.train.iters_per_epoch + it), batch.n_images
+    return train_step(cfg, models, model, optimizer, scaler, batch, epoch * cfg.train.iters_per_epoch + it, unsup_start), batch.n_images
 
 
 def _progress_bar(total: int, desc: str, enabled: bool):  # type: ignore[no-untyped-def]

@@ -132,7 +132,7 @@ def method_terms(cfg: Config, model: nn.Module, teacher: SegNet | None, batch: B
     """
     method = cfg.train.method
     if method in SUPERVISED_ONLY:
-        return {"sup": supervised_loss(model(batch.x_w).logits, None, batch.y_w, dice_weight=cfg.loss.sup_dice)}, {}
+        return {"sup": supervised_loss(model(batch.x_w).logits, None, batch.y_w, dice_weight=cfg.loss.sup_dice, balanced=cfg.loss.sup_balance == "class")}, {}
     if method == "cps":
         return _cps_terms(cfg, model, batch), {}
     if method in WEAK_TO_STRONG:
@@ -155,7 +155,7 @@ def _mean_teacher_terms(cfg: Config, model: nn.Module, t_logits: Tensor, batch: 
     n_l = batch.x_w.shape[0]
     logits = model(torch.cat([batch.x_w, batch.u_s])).logits
     return {
-        "sup": supervised_loss(logits[:n_l], None, batch.y_w, dice_weight=cfg.loss.sup_dice),
+        "sup": supervised_loss(logits[:n_l], None, batch.y_w, dice_weight=cfg.loss.sup_dice, balanced=cfg.loss.sup_balance == "class"),
         "pc": softmax_mse_loss(logits[n_l:], _to_strong(t_logits, batch), batch.valid_s),
     }
 
@@ -165,7 +165,7 @@ def _cps_terms(cfg: Config, model: nn.Module, batch: Batch) -> dict[str, Tensor]
     n_l = batch.x_w.shape[0]
     out_a, out_b = model(torch.cat([batch.x_w, batch.u_s]))
     dice = cfg.loss.sup_dice
-    sup = 0.5 * (supervised_loss(out_a.logits[:n_l], None, batch.y_w, dice_weight=dice) + supervised_loss(out_b.logits[:n_l], None, batch.y_w, dice_weight=dice))
+    sup = 0.5 * (supervised_loss(out_a.logits[:n_l], None, batch.y_w, dice_weight=dice, balanced=cfg.loss.sup_balance == "class") + supervised_loss(out_b.logits[:n_l], None, batch.y_w, dice_weight=dice, balanced=cfg.loss.sup_balance == "class"))
     return {"sup": sup, "cps": cross_pseudo_loss(out_a.logits[n_l:], out_b.logits[n_l:])}
 
 
@@ -184,7 +184,7 @@ def _weak_to_strong_terms(cfg: Config, model: nn.Module, batch: Batch) -> tuple[
         out, pred_u_fp = model(x), None
     pred_x, pred_u_w, *pred_u_s = out.logits.split([n_l, n_u, *(n_u for _ in views)])
     pred_u_w = pred_u_w.detach()
-    terms = {"sup": supervised_loss(pred_x, None, batch.y_w, dice_weight=lc.sup_dice)}
+    terms = {"sup": supervised_loss(pred_x, None, batch.y_w, dice_weight=lc.sup_dice, balanced=lc.sup_balance == "class")}
     losses = [_self_loss(cfg, pred, cutmix(pred_u_w, pred_mix, box)) for pred, (_, box) in zip(pred_u_s, views, strict=True)]
     terms["u_s"] = sum(losses) / len(losses)  # type: ignore[assignment]
     if pred_u_fp is not None:
@@ -237,7 +237,7 @@ def _hdc_terms(cfg: Config, model: nn.Module, t_logits: Tensor, t_feats: dict[st
     lc, n_l = cfg.loss, batch.x_w.shape[0]
     out = model(torch.cat([batch.x_w, batch.u_s]), batch.noise_seeds)
     main, noisy = out.main, out.noisy  # noisy None: model.noisy_decoder="none" (a single decoder)
-    terms = {"sup": supervised_loss(main.logits[:n_l], None if noisy is None else noisy.logits[:n_l], batch.y_w, dice_weight=lc.sup_dice)}
+    terms = {"sup": supervised_loss(main.logits[:n_l], None if noisy is None else noisy.logits[:n_l], batch.y_w, dice_weight=lc.sup_dice, balanced=lc.sup_balance == "class")}
     terms["pc"], stats = _pixel_consistency(cfg, main.logits[n_l:], None if noisy is None else noisy.logits[n_l:], t_logits, batch, state)
     if lc.w_cg > 0:  # an ablated feature term is not computed at all (it costs a Gram/correlation per level)
         terms["cg"] = _correlation_terms(cfg, main.feats, t_feats, batch)

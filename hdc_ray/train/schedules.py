@@ -22,13 +22,29 @@ def lr_at(cfg: Config, step: int) -> float:
     return tc.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def ramp_at(cfg: Config, step: int) -> float:
-    """ramp(t) of the unsupervised terms: sigmoid ramp-up over ``loss.ramp_fraction`` of all steps; 1 for
-    FixMatch / UniMatch, which have none, unless ``loss.fixmatch_ramp``."""
+def ramp_at(cfg: Config, step: int, start: int | None = 0) -> float:
+    """ramp(t) of the unsupervised terms: sigmoid ramp-up over ``loss.ramp_fraction`` of all steps from ``start``
+    (the step the class gate opened; None: still closed, 0); 1 for FixMatch / UniMatch, which have none, unless
+    ``loss.fixmatch_ramp``."""
+    if start is None:
+        return 0.0
     if cfg.train.method in ("fixmatch", "unimatch") and not cfg.loss.fixmatch_ramp:
         return 1.0
     length = cfg.loss.ramp_fraction * cfg.train.epochs * cfg.train.iters_per_epoch
-    return sigmoid_rampup(step, length)
+    return sigmoid_rampup(step - start, length)
+
+
+def gate_start(cfg: Config, history: list[dict[str, float]], class_names: tuple[str, ...]) -> int | None:
+    """The step the unsupervised terms start from: 0 without ``loss.class_gate``; with it, the end of the first epoch
+    whose validation found every foreground class (Dice >= ``loss.class_gate_dice``), or None while none has. Read
+    from the history, so a resumed run opens its gate where the uninterrupted one did."""
+    if not cfg.loss.class_gate:
+        return 0
+    keys = [f"val_dice_{c}" for c in class_names[1:]]
+    for record in history:
+        if all(record.get(k, -1.0) >= cfg.loss.class_gate_dice for k in keys):
+            return int(record["epoch"]) * cfg.train.iters_per_epoch
+    return None
 
 
 def ema_decay_at(cfg: Config, step: int) -> float:

@@ -43,12 +43,14 @@ def step_losses(
     return weighted_total(terms, loss_weights(cfg), ramp), terms, stats
 
 
-def train_step(cfg: Config, models: Models, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, batch: Batch, step: int) -> StepResult:
+def train_step(cfg: Config, models: Models, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, batch: Batch, step: int,
+               unsup_start: int | None = 0) -> StepResult:  # fmt: skip
     """Set the step's lr, compute L, back-propagate, update the weights and then the EMA teacher.
 
     ``model`` is ``models.trainable`` or its DDP wrapper; the teacher is never wrapped and has no gradients.
+    ``unsup_start``: the step the unsupervised terms ramp up from (``schedules.gate_start``; None: not yet).
     """
-    lr, ramp = lr_at(cfg, step), ramp_at(cfg, step)
+    lr, ramp = lr_at(cfg, step), ramp_at(cfg, step, unsup_start)
     for group in optimizer.param_groups:
         group["lr"] = lr
     with autocast(cfg, batch.x_w.device):
