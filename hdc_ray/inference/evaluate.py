@@ -18,6 +18,7 @@ Writes ``cases.csv`` (one row per image) and ``summary.json`` into a staged fold
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -179,20 +180,28 @@ def evaluate_models(
     predictions, runtime_ms = predict_each(Predictor(models, device, tta), cases, progress)
     spacings, unit = distance_spacing([c.spacing for c in cases])
     scores = [_score(case, pred, spacing, cfg, task) for case, pred, spacing in zip(cases, predictions, spacings, strict=True)]
-    training = {f"{split}_{k}": v for k, v in aggregate([s.extra for s in scores]).items()}
-    recorded = _comparable(models, overrides, split, tta)
-    ms_mean = float(np.mean(runtime_ms))
-    runtime = {"ms_per_image_mean": ms_mean, "ms_per_image_median": float(np.median(runtime_ms)), "device": device,
-               "measured": "one predict call per image: resize, network, resize back to native size; warm-up excluded"}  # fmt: skip
-    names = {label: CLASS_NAMES[task][label] for label in LABELS}
-    result = summary(scores, names, unit) | {
-        "split": split, "data": _describe(cfg), "task": task, "as_training": training, "recorded": recorded,
-        "difference": {k: training[k] - v for k, v in recorded.items() if k in training}, "runtime": runtime,
-        "challenge": challenge_summary(task, [s.challenge for s in scores], ms_mean),
+    report = Report(out, split, task, scores, {f"{split}_{k}": v for k, v in aggregate([s.extra for s in scores]).items()}, {},
+                    _comparable(models, overrides, split, tta), notes)  # fmt: skip
+    report = dataclasses.replace(report, summary=_summary_json(report, unit, cfg, _runtime(runtime_ms, device), models))
+    write_report(out, scores, report.summary)
+    return report
+
+
+def _runtime(ms: Sequence[float], device: str) -> dict[str, Any]:
+    return {"ms_per_image_mean": float(np.mean(ms)), "ms_per_image_median": float(np.median(ms)), "device": device,
+            "measured": "one predict call per image: resize, network, resize back to native size; warm-up excluded"}  # fmt: skip
+
+
+def _summary_json(report: Report, unit: str, cfg: Config, runtime: dict[str, Any], models: Sequence[LoadedModel]) -> dict[str, Any]:
+    """nnU-Net's summary (``scoring.summary``) with the run's own: split, data, as-training metrics beside the record,
+    runtime, the challenge's means (their runtime input included)."""
+    names = {label: CLASS_NAMES[report.task][label] for label in LABELS}
+    return summary(report.scores, names, unit) | {
+        "split": report.split, "data": _describe(cfg), "task": report.task, "as_training": report.training, "recorded": report.recorded,
+        "difference": report.differences(), "runtime": runtime,
+        "challenge": challenge_summary(report.task, [s.challenge for s in report.scores], runtime["ms_per_image_mean"]),
         "checkpoints": [str(m.path) for m in models],
     }  # fmt: skip
-    write_report(out, scores, result)
-    return Report(out, split, task, scores, training, result, recorded, notes)
 
 
 def predict_each(predictor: Predictor, cases: Sequence[Case], progress: bool) -> tuple[list[np.ndarray], list[float]]:

@@ -72,8 +72,11 @@ def mask_folder(path: str | Path, what: str) -> MaskFolder:
 def _masks(folder: Path, what: str) -> dict[str, Path]:
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in MASK_SUFFIXES)
     if not files:
+        looks_like_a_run = any(folder.glob("*.pt")) or (folder / "trials.parquet").exists() or (folder / "metrics.json").exists()
+        hint = ("; it looks like a trained run: evaluate MODEL takes it alone (evaluate MODEL --set data.root=DIR for other "
+                "images), REF PRED are two folders of masks") if looks_like_a_run else ""  # fmt: skip
         raise EvaluateError(f"{what} {folder}: no mask files (looked for {'/'.join(MASK_SUFFIXES)}; a FUGC root needs "
-                            "train/labeled_data/labels/, a PSFH root label_mha/)")  # fmt: skip
+                            f"train/labeled_data/labels/, a PSFH root label_mha/){hint}")  # fmt: skip
     masks: dict[str, Path] = {}
     for p in files:
         if p.stem in masks:

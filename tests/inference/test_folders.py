@@ -180,3 +180,9 @@ def test_options_of_the_model_mode_and_conflicting_tasks_are_refused(tmp_path: P
     (tmp_path / "pred").mkdir()
     code, _, err = _run(capsys, "evaluate", ref, str(tmp_path / "pred"))
     assert code == 2 and "no mask files" in err
+
+
+def test_a_run_given_as_ref_is_told_apart(tiny_run: TinyRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _png(tmp_path / "scans" / "a.png", _lips())
+    code, _, err = _run(capsys, "evaluate", str(tiny_run.folder), str(tmp_path / "scans"))
+    assert code == 2 and "looks like a trained run: evaluate MODEL takes it alone" in err
