@@ -11,6 +11,7 @@
     hdc-ray predict runs/tiny scans/ --out masks/        # masks for new images, at their native size
     hdc-ray predict results/demo --best --labels 4 data/ --out masks/   # the best trial at 4 labels (by validation)
     hdc-ray evaluate runs/tiny --split test              # score a checkpoint (challenge conventions + as training does)
+    hdc-ray evaluate data/fugc2025 masks/                # score predicted masks against references (nnU-Net's summary.json)
 
 Heavy imports (torch, ray) happen inside the commands, so ``--help`` and ``validate`` are instant.
 """
@@ -86,11 +87,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--gpu", action="store_true", help="with --address: one GPU per predictor actor")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    p = sub.add_parser("evaluate", help="score a checkpoint on a labelled folder: challenge conventions and the project's metrics")
-    p.add_argument("source", help="a train output folder, a checkpoint file (.pt), or a sweep's results folder (with --trial or --best)")
-    _add_overrides(p, "change the run's data config, e.g. --set data.root=/data/fugc2025 (layout detected)")
-    p.add_argument("--split", choices=("test", "val", "all"), default="test", help="which labelled images: the run's test or validation split, or all (default test)")
-    p.add_argument("--out", default=None, help="folder for cases.csv and summary.json (default: next to the checkpoint, evaluate-SPLIT)")
+    p = sub.add_parser("evaluate", help="score a checkpoint on labelled images, or a folder of predicted masks against references (REF PRED)")
+    p.add_argument("source", help="MODEL: a train output folder, a checkpoint file (.pt), or a sweep's results folder (with --trial or --best); "
+                                  "or REF, a folder of reference masks (FUGC root, PSFH root or plain folder), when PRED follows")  # fmt: skip
+    p.add_argument("prediction", nargs="?", default=None, metavar="PRED", help="a folder of predicted masks to score against REF, matched by file stem")
+    _add_overrides(p, "MODEL: change the run's data config, e.g. --set data.root=/data/fugc2025 (layout detected)")
+    p.add_argument("--split", choices=("test", "val", "all"), default=None,
+                   help="MODEL: the run's test or validation split, or all labelled images (default: test on the run's own data, all on another folder)")  # fmt: skip
+    p.add_argument("--task", choices=("cervix", "psfh"), default=None, help="REF PRED: whose challenge metrics to add when neither folder is a dataset layout")
+    p.add_argument("--out", default=None, help="folder for cases.csv and summary.json (default: MODEL: next to the checkpoint, evaluate-SPLIT; REF PRED: PRED-evaluate)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     _add_source_choice(p)
     p.add_argument("--device", default="auto", help="cpu, cuda, or auto (default: cuda when available)")
@@ -248,13 +253,34 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from hdc_ray.inference.evaluate import evaluate_models, summary_table
+    if args.prediction is not None:
+        return _evaluate_folders(args)
+    if args.task is not None:
+        raise _usage("--task applies to evaluate REF PRED; a checkpoint knows its task")
+    from hdc_ray.inference.evaluate import evaluate_models
+    from hdc_ray.inference.printing import model_table
 
     models = _load_models(args)
     report = evaluate_models(models, args.overrides, split=args.split, out=Path(args.out) if args.out else None, overwrite=args.overwrite,
                              device=_device(args.device), tta=args.tta, progress=not args.no_progress)  # fmt: skip
-    print(summary_table(report))
+    print(model_table(report))
     print(f"per-image scores in {report.out / 'cases.csv'}, summary in {report.out / 'summary.json'}")
+    return 0
+
+
+def _evaluate_folders(args: argparse.Namespace) -> int:
+    from hdc_ray.inference.folders import evaluate_folders
+    from hdc_ray.inference.printing import folder_table
+
+    model_only = {"--set": args.overrides, "--split": args.split, "--trial": args.trial, "--best": args.best, "--top": args.top,
+                  "--labels": args.labels, "--ensemble": args.ensemble, "--tta": args.tta, "--device": args.device != "auto"}  # fmt: skip
+    given = [flag for flag, value in model_only.items() if value]
+    if given:
+        raise _usage(f"{', '.join(given)}: for evaluate MODEL; evaluate REF PRED scores two folders of masks and runs no model")
+    report = evaluate_folders(args.source, args.prediction, Path(args.out) if args.out else None, task=args.task, overwrite=args.overwrite,
+                              progress=not args.no_progress)  # fmt: skip
+    print(folder_table(report))
+    print(f"per-case scores in {report.out / 'cases.csv'}, summary in {report.out / 'summary.json'}")
     return 0
 
 

@@ -10,11 +10,14 @@ from scipy.spatial.distance import cdist
 
 from hdc_ray.metrics import (
     aggregate,
+    average_hausdorff,
     average_surface_distance,
+    contour_asd,
     dice,
     evaluate_case,
     hausdorff,
     jaccard,
+    region_hausdorff,
 )
 
 
@@ -272,3 +275,110 @@ def test_aggregate() -> None:
 
 def test_aggregate_empty() -> None:
     assert aggregate([]) == {"n_cases": 0.0}
+
+
+# ------------------------------------------------- the challenges' distances against SimpleITK itself
+sitk = pytest.importorskip("SimpleITK")  # the dev extra; the functions under test need only scipy
+
+
+def _itk_image(mask: np.ndarray, spacing: tuple[float, float] | None) -> object:
+    image = sitk.GetImageFromArray(mask.astype(np.uint8))
+    if spacing is not None:
+        image.SetSpacing((spacing[1], spacing[0]))  # ITK orders (x, y) = (col, row)
+    return image
+
+
+def _itk_hausdorff(pred: np.ndarray, gt: np.ndarray, spacing=None) -> tuple[float, float]:
+    f = sitk.HausdorffDistanceImageFilter()
+    f.Execute(_itk_image(pred, spacing), _itk_image(gt, spacing))
+    return f.GetHausdorffDistance(), f.GetAverageHausdorffDistance()
+
+
+def _maurer(mask: np.ndarray, spacing) -> np.ndarray:
+    f = sitk.SignedMaurerDistanceMapImageFilter()
+    f.SetUseImageSpacing(True)
+    f.SetSquaredDistance(False)
+    return np.abs(sitk.GetArrayFromImage(f.Execute(_itk_image(mask, spacing))))
+
+
+def _itk_contour_asd(pred: np.ndarray, gt: np.ndarray, spacing=None) -> float:
+    """The FH-PS-AOP organisers' ASD, written from their description: |signed Maurer map| of each mask, its zero
+    set is that mask's contour; the other mask's map summed over this contour, both ways, over all contour pixels."""
+    maps, contours = [], []
+    for mask in (pred, gt):
+        maps.append(_maurer(mask, spacing))
+        # The zero set at unit spacing, as the organisers ran it: with other spacings ITK leaves float noise
+        # (~1e-8) on some contour pixels, and their `== 0` would drop them.
+        contours.append(_maurer(mask, None) == 0)
+    total = maps[0][contours[1]].sum() + maps[1][contours[0]].sum()
+    return float(total / (contours[0].sum() + contours[1].sum()))
+
+
+def _square_with_hole(shape: tuple[int, int] = (48, 48)) -> tuple[np.ndarray, np.ndarray]:
+    full = np.zeros(shape, bool)
+    full[4:44, 4:44] = True
+    holed = full.copy()
+    holed[22:25, 22:25] = False  # a 3x3 hole the other mask fills
+    return full, holed
+
+
+def _itk_cases() -> list[tuple[str, np.ndarray, np.ndarray]]:
+    full, holed = _square_with_hole()
+    lip = np.zeros((40, 60), bool)
+    lip[10:20, 5:50] = True
+    lip_holed = lip.copy()
+    lip_holed[14:16, 20:22] = False
+    two = np.zeros((40, 60), bool)
+    two[5:12, 5:15] = True
+    two[25:35, 40:55] = True  # two components far apart
+    one = np.zeros((40, 60), bool)
+    one[6:12, 6:16] = True
+    edge = np.zeros((30, 30), bool)
+    edge[0:12, 0:30] = True  # touches three image edges: ITK's contour ignores them
+    edge_pred = np.zeros((30, 30), bool)
+    edge_pred[0:9, 3:30] = True
+    return [("hole", holed, full), ("hole, other way", full, holed), ("lip with a hole", lip_holed, lip),
+            ("two components vs one", one, two), ("image edge", edge_pred, edge)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "pred", "gt"), _itk_cases(), ids=[c[0] for c in _itk_cases()])
+@pytest.mark.parametrize("spacing", [None, (0.5, 1.3)])
+def test_challenge_distances_equal_simpleitk(name: str, pred: np.ndarray, gt: np.ndarray, spacing) -> None:
+    hd, avg = _itk_hausdorff(pred, gt, spacing)
+    assert region_hausdorff(pred, gt, spacing) == pytest.approx(hd, abs=1e-6)
+    assert average_hausdorff(pred, gt, spacing) == pytest.approx(avg, abs=1e-6)
+    assert contour_asd(pred, gt, spacing) == pytest.approx(_itk_contour_asd(pred, gt, spacing), abs=1e-5)
+
+
+def test_a_filled_hole_costs_its_radius_not_the_distance_across_the_mask() -> None:
+    full, holed = _square_with_hole()
+    # Region HD: the hole's centre (23, 23) is 2 px from the holed mask (its rim at row 21); SimpleITK agrees.
+    assert _itk_hausdorff(holed, full)[0] == pytest.approx(2.0)
+    assert region_hausdorff(holed, full) == pytest.approx(2.0)
+    # Boundary HD: the hole's rim is surface, and its pixel (25, 23) is 18 px from the full square's outer
+    # ring (row 43); the outer rings coincide. So training's boundary metric reports 18 for a 3x3 hole.
+    assert hausdorff(holed, full, percentile=100) == pytest.approx(18.0)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_challenge_distances_equal_simpleitk_on_random_masks(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    shape = (40, 52)
+    kind = "noise" if seed % 2 else "ellipse"
+    pred, gt = _random_mask(rng, shape, kind), _random_mask(rng, shape, kind)
+    if not (pred.any() and gt.any()):
+        pytest.skip("empty random mask")
+    spacing = (0.8, 1.7) if seed % 3 else None
+    hd, avg = _itk_hausdorff(pred, gt, spacing)
+    assert region_hausdorff(pred, gt, spacing) == pytest.approx(hd, abs=1e-5)
+    assert average_hausdorff(pred, gt, spacing) == pytest.approx(avg, abs=1e-5)
+    assert contour_asd(pred, gt, spacing) == pytest.approx(_itk_contour_asd(pred, gt, spacing), abs=1e-5)
+
+
+def test_empty_masks_have_no_simpleitk_value_and_get_nan_or_inf() -> None:
+    empty, some = np.zeros((8, 8), bool), _mask((8, 8), (2, 3))
+    for pred, gt in ((empty, some), (some, empty), (empty, empty)):
+        with pytest.raises(RuntimeError):
+            _itk_hausdorff(pred, gt)
+    for f in (region_hausdorff, average_hausdorff, contour_asd):
+        assert math.isinf(f(empty, some)) and math.isinf(f(some, empty)) and math.isnan(f(empty, empty))
