@@ -33,6 +33,7 @@ from hdc_ray.tune.spec import Stopping
 
 FIRST = 3  # the study spec's first round: 3 splits
 CORRELATION = 0.5
+OLD = Stopping(max_seeds=12, width=0.02)  # the rule's limits before the error control (with a 95% t-interval per look)
 
 
 @dataclass(frozen=True)
@@ -92,22 +93,35 @@ def _decide(x: np.ndarray, g: float, old: bool) -> tuple[np.ndarray, np.ndarray]
 def table(g: float, studies: int, seed: int) -> list[str]:
     rng = np.random.default_rng(seed)
     rule = Stopping()
-    lines = [f"mixture scale g = {g:g}; rule: first {FIRST} splits, +{rule.round_seeds} a round, min {rule.min_seeds}, max {rule.max_seeds}, "
-             f"width {rule.width:g}; {studies} studies per cell", "", "| case | new rule | old rule (t per look) |", "| --- | --- | --- |"]  # fmt: skip
+    lines = [f"mixture scale g = {g:g}; shipped rule: first {FIRST} splits, +{rule.round_seeds} a round, min {rule.min_seeds}, max {rule.max_seeds}, "
+             f"width {rule.width:g}; old rule: a 95% t-interval per look, max {OLD.max_seeds}, width {OLD.width:g}; {studies} studies per cell", "",
+             "| case | new rule | old rule (t per look) |", "| --- | --- | --- |"]  # fmt: skip
     for m in (1, 2, 4):
         x = draw(rng, studies, m, 30, 0.0, 0.03)
-        new, old = run_rule(x, rule, g=g), run_rule(x, rule, old=True)
+        new, old = run_rule(x, rule, g=g), run_rule(x, OLD, old=True)
         lines.append(f"| no difference, {m} comparison(s): P(any claim) | {new.claimed_any:.3f} | {old.claimed_any:.3f} |")
     x = draw(rng, studies, 1, 30, 0.0, 0.03)
-    new, old = run_rule(x, rule, g=g, raise_to=30), run_rule(x, rule, raise_to=30, old=True)
+    new, old = run_rule(x, rule, g=g, raise_to=30), run_rule(x, OLD, raise_to=30, old=True)
     lines.append(f"| no difference, 1 comparison, max_seeds raised to 30: P(any claim) | {new.claimed_any:.3f} | {old.claimed_any:.3f} |")
     lines += ["", "| true gain | split sd | comparisons | P(gain claimed) new | splits at stop new | estimate / truth new | P(gain claimed) old | estimate / truth old |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for gain in (0.02, 0.04):
         for sd in (0.02, 0.03, 0.04):
             x = draw(rng, studies, 2, 30, gain, sd)
-            new, old = run_rule(x, rule, g=g), run_rule(x, rule, old=True)
+            new, old = run_rule(x, rule, g=g), run_rule(x, OLD, old=True)
             lines.append(f"| {100 * gain:.0f} points | {100 * sd:.0f} | 2 | {new.claimed_gain:.2f} | {new.splits:.1f} | {new.bias:.2f} | {old.claimed_gain:.2f} | {old.bias:.2f} |")
+    return [*lines, "", *limits_table(g, studies // 4, rng)]
+
+
+def limits_table(g: float, studies: int, rng: np.random.Generator) -> list[str]:
+    """How max_seeds and width trade splits for decisions (two comparisons): what the shipped defaults were chosen from."""
+    lines = ["| max_seeds | width | P(any claim), no difference | P(4-point gain claimed), sd 3 | splits at stop | P(2-point gain claimed), sd 3 | splits at stop |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for max_seeds, width in ((12, 0.02), (12, 0.03), (18, 0.03), (24, 0.03), (18, 0.05)):
+        rule = Stopping(max_seeds=max_seeds, width=width)
+        null = run_rule(draw(rng, studies, 2, 30, 0.0, 0.03), rule, g=g)
+        four, two = (run_rule(draw(rng, studies, 2, 30, gain, 0.03), rule, g=g) for gain in (0.04, 0.02))
+        lines.append(f"| {max_seeds} | {width:g} | {null.claimed_any:.3f} | {four.claimed_gain:.2f} | {four.splits:.1f} | {two.claimed_gain:.2f} | {two.splits:.1f} |")
     return lines
 
 
