@@ -89,7 +89,7 @@ class ModelConfig:
     norm: Literal["group", "batch"] = "group"  # group norm keeps 1-vs-N-worker DDP results equal
     dropout: float = 0.0  # dropout before each decoder's classifier
     # HDC's noisy decoder (the paper's is a second full decoder): "full"; "light" = a decoder of half the width fed
-    # 1x1-projected (perturbed) encoder features, ~1/4 of a decoder's FLOPs (issue 32's step-cost switch); "none" =
+    # 1x1-projected (perturbed) encoder features, ~1/4 of a decoder's FLOPs (a cheaper step); "none" =
     # no noisy decoder, the ablation "dual decoder replaced by a single decoder" (L_MI and the feature noise then
     # have nothing to act on and are skipped).
     noisy_decoder: Literal["full", "light", "none"] = "full"
@@ -158,16 +158,16 @@ class NoiseConfig:
 @dataclass(frozen=True)
 class LossConfig:
     w_sup: float = 1.0
-    # The paper's supervised loss is pixel CE (0.0 here). A soft Dice term (e.g. 1.0) stops CE from
-    # collapsing small structures to background at low label budgets (measured: docs/benchmarks.md).
+    # The paper's supervised loss is pixel CE (0.0 here). A soft Dice term (e.g. 1.0) stops CE from collapsing
+    # small structures to background at low label budgets (the synthetic config sets it).
     sup_dice: float = 0.0
     # "class": the supervised CE weighs each class inversely to its pixel share in the labelled batch, so a small class
-    # (the pubic symphysis) pulls as hard as the background (a class-collapse guard, issue 32); "none": plain CE.
+    # (the pubic symphysis) pulls as hard as the background (a class-collapse guard); "none": plain CE.
     sup_balance: Literal["none", "class"] = "none"
     w_pc: float = 1.0  # pixel consistency (teacher pseudo-labels -> student strong view)
-    # Correlation Guidance (teacher vs student main branch, at loss.cg_levels). At 0.5 or 1.0 (with dec_last) it
-    # lost a lip on splits the loss_weights sweep was not tuned on (docs/benchmarks.md, "The loss_weights sweep
-    # at 4 labels"); keep it small.
+    # Correlation Guidance (teacher vs student main branch, at loss.cg_levels). Keep it small: its log form's
+    # gradient grows as the student nears its EMA teacher, and large weights merged a lip on untuned splits
+    # (docs/benchmarks.md, "At 320 steps, the demo's compute").
     w_cg: float = 0.1
     w_mi: float = 0.1  # Mutual Information (student main vs noisy branch)
     w_cps: float = 1.0  # cross pseudo supervision (method "cps" only)
@@ -186,13 +186,10 @@ class LossConfig:
     # FixMatch / UniMatch have no ramp-up (the threshold holds back early pseudo-labels): false gives their
     # unlabelled terms weight w_u from step 0; true ramps them like the other methods (loss.ramp_fraction).
     fixmatch_ramp: bool = False
-    # Pixel-consistency mask and L_CG form, chosen on the v2 benchmark (docs/benchmarks.md, "Which HDC terms
-    # matter"): fixed 0.9 + ITRD's log L_CG was the best HDC on both tasks; where the mask opened wide it hurt
-    # ("adaptive", FreeMatch's self-adaptive threshold, + the bounded "linear" L_CG lost the PSFH-like pubic
-    # symphysis on 2 of 3 splits). On the synthetic config's constant lr (320 steps) the 0.9 mask is closed
-    # until epoch 5 of 8 and opens to 15-85% by the last epoch; 0.8 opens it from epoch 4-6 and gains nothing
-    # (+0.3 / -0.1 Dice points, cervix / PSFH-like @4; docs/benchmarks.md, "Which terms matter, on the
-    # constant lr"). The loop warns when the fraction is still under 5% well after the ramp-up.
+    # The pixel-consistency mask: a fixed, high threshold. A mask that opens wide early (the "adaptive" threshold,
+    # or soft targets) lets a teacher that does not predict a small class yet teach it away; 0.8 gained nothing
+    # over 0.9 (docs/benchmarks.md, "At 320 steps, the demo's compute"). The loop warns when the confident share
+    # is still under 5% well after the ramp-up.
     confidence_threshold: float = 0.9
     # The v2 abstract's "adaptive consistency learning" has no published equation: "fixed" masks at
     # confidence_threshold; "adaptive" = FreeMatch's self-adaptive threshold (losses/consistency.py).
@@ -206,16 +203,13 @@ class LossConfig:
     cg_alpha: float = 1.5  # ITRD exponent: |1 - c_d|^(2 * alpha)
     # How "itrd" turns S = sum_d |1 - c_d|^(2 alpha) into a loss: "log" = ITRD's log2(S), whose gradient
     # 1 / (S ln 2) grows as the student reaches its EMA teacher; "log1p" = log2(1 + S) and "linear" = S / D
-    # stay bounded. Measured on the v2 benchmark (3 splits), log beat linear on every split (+1.1 points,
-    # cervix @4); the bounded forms remain for long schedules where S does reach ~0.
+    # stay bounded. log measured better on the synthetic benchmark; the bounded forms are for long schedules
+    # where S does reach ~0.
     cg_form: Literal["log", "log1p", "linear"] = "log"
     # Which features "hierarchical" means: encoder stages ("enc1".."encD", "bottleneck" = deepest) and decoder
     # stages ("dec1".. shallow-to-deep order reversed: "dec_last" = the decoder's last hidden map).
-    # On a cosine-to-0 schedule of 320 steps neither choice was safe (docs/benchmarks.md, "Six splits"): with
-    # "dec_last" HDC lost a cervix lip on 1 split of 6; "bottleneck" alone lost the PSFH-like pubic symphysis on
-    # 2 of 3. Both were late-learned classes cut off by the decayed lr: with the synthetic config's constant lr
-    # that lip split gives 0.653 (was 0.306) and no HDC run loses a class ("The learning-rate schedule was the
-    # collapse"). Kept: both levels.
+    # Both levels by default: each alone lost a late-learned class on some split of the old cosine schedule, and
+    # both were safe once the lr stopped cutting those classes off (docs/benchmarks.md, "At 320 steps").
     cg_levels: tuple[str, ...] = ("bottleneck", "dec_last")
     cg_max_samples: int = 4096  # pixel rows sub-sampled per level for the correlation
     # The paper's L_MI formula is unavailable: "renyi" = ITRD Renyi-2 surrogate on features (default),
@@ -231,11 +225,11 @@ class LossConfig:
     pc_kind: Literal["hard", "soft"] = "hard"
     pc_on_noisy: bool = True  # the noisy decoder also learns from pseudo-labels (UniMatch's perturbed stream)
     ramp_fraction: float = 0.4  # sigmoid ramp-up length as a fraction of all training iterations
-    # Class gate (issue 32): the unsupervised terms stay off until the scored network's validation Dice of EVERY class
-    # reaches class_gate_dice, and their ramp-up starts then. Why: a small class learned late (the PSFH-like pubic
-    # symphysis appears at step ~250 when supervised alone) is taught away by a teacher that has never predicted it:
-    # its pseudo-labels and features say "background" there once the ramp is up (bench/class_collapse.py,
-    # docs/benchmarks.md "The class collapse"). A class never found on validation keeps the method supervised.
+    # Class gate: the unsupervised terms stay off until the scored network's validation Dice of EVERY class reaches
+    # class_gate_dice, and their ramp-up starts then. Why: a small class that supervision learns late is taught away
+    # by a teacher that has never predicted it: its pseudo-labels and features say "background" there once the ramp
+    # is up (bench/class_collapse.py, docs/benchmarks.md "The class collapse"). A class never found on validation
+    # keeps the method supervised.
     class_gate: bool = False
     class_gate_dice: float = 0.25  # the Answer's "lost class" line (analysis.tables.LOST_DICE)
 
@@ -278,11 +272,11 @@ class TrainConfig:
     keep_checkpoints: int = 2  # most recent checkpoints kept (the best one is kept as well)
     select_metric: str = "val_dice_fg"  # model selection on validation, never on test
     # Mean teacher and HDC: which network is validated and tested (supervised_ema always scores its EMA). The
-    # authors score the EMA teacher; on short constant-lr runs it lags the student (the synthetic config
-    # scores the student: +3.5 Dice points for HDC on the PSFH-like task @4, docs/benchmarks.md, "Scoring the student").
+    # authors score the EMA teacher; on short constant-lr runs it lags a student that is still improving, so the
+    # synthetic config scores the student (docs/benchmarks.md, "At 320 steps").
     eval_model: Literal["teacher", "student"] = "teacher"
     grad_clip: float = 0.0  # 0 disables
-    # Diagnostics of class collapse (issue 32), off by default: every epoch also validates the network that is not
+    # Diagnostics of class collapse, off by default: every epoch also validates the network that is not
     # scored (``val_other_*``: the teacher when the student is scored, and back), and HDC logs per class the share of
     # unlabelled pixels its teacher pseudo-labels (``train_pseudo_cK``) and how much of that passes the threshold
     # (``train_confident_cK``), K the class index.
