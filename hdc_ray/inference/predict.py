@@ -167,22 +167,23 @@ def output_folder(out: Path, inputs: InputSet, record: RunRecord) -> Iterator[Pa
 
 def _keep_partial(stage: Path, exc: BaseException, out: Path, inputs: InputSet, record: RunRecord) -> None:
     """Move the staging folder to ``OUT.partial/`` with ``partial.json`` (nothing to keep: it is removed)."""
+    untouched = f"{out} is left as it was" if out.exists() else f"{out} was not created"
     if record.images == 0:
-        record.stop_note = f"no mask was written ({out} is left as it was)"
+        record.stop_note = f"no mask was written ({untouched})"
         return
     target = partial_folder(out)
     why = " ".join(f"{type(exc).__name__}: {exc}".split())
     partial = {"complete": False, "stopped_by": why, "input": str(inputs.root), "images": len(inputs.images), "masks_written": record.images,
-               "output": str(out), "skipped": _skipped_list(record)}  # fmt: skip
+               "output": str(out), "skipped": _skipped_list(record), "conversions": _conversion_list(record)}  # fmt: skip
     try:
         (stage / PARTIAL_RECORD).write_text(json.dumps(partial, indent=2))
         if target.exists():
             shutil.rmtree(target)  # an earlier partial output of ours (partial_folder checked)
         os.replace(stage, target)
     except OSError as err:
-        record.stop_note = f"the {record.images} mask(s) written could not be kept ({err}); {out} is left as it was"
+        record.stop_note = f"the {record.images} mask(s) written could not be kept ({err}); {untouched}"
         return
-    record.stop_note = f"the {record.images} mask(s) written are kept in {target}/ (see {PARTIAL_RECORD}; {out} is left as it was)"
+    record.stop_note = f"the {record.images} mask(s) written are kept in {target}/ (see {PARTIAL_RECORD}; {untouched})"
 
 
 def partial_folder(out: Path) -> Path:
@@ -207,12 +208,16 @@ def write_manifest(stage: Path, models: Sequence[LoadedModel], inputs: InputSet,
         "probabilities": {"file": f"<mask name>{PROBABILITIES_SUFFIX}", "array": "probabilities", "dtype": "float32",
                           "layout": "(classes, height, width), native size"} if options.save_probabilities else None,
         "seconds": record.seconds, "ms_per_image": 1000.0 * record.seconds / max(record.images, 1), "measured": record.measured, "wall_s": record.wall_s,
-        "conversions": [{"what": c.what, "level": _level(c), "count": len(keys), "images": keys} for c, keys in record.conversions.items()],
+        "conversions": _conversion_list(record),
     }  # fmt: skip
     (stage / MANIFEST).write_text(json.dumps(manifest, indent=2))
     if record.skipped:
         errors = {"images": len(inputs.images), "masks_written": record.images, "skipped": _skipped_list(record)}
         (stage / ERRORS).write_text(json.dumps(errors, indent=2))
+
+
+def _conversion_list(record: RunRecord) -> list[dict[str, Any]]:
+    return [{"what": c.what, "level": _level(c), "count": len(keys), "images": keys} for c, keys in record.conversions.items()]
 
 
 def _skipped_list(record: RunRecord) -> list[dict[str, str]]:
