@@ -11,6 +11,7 @@
     hdc-ray predict runs/tiny scans/ --out masks/        # masks for new images, at their native size
     hdc-ray predict results/demo --best --labels 4 data/ --out masks/   # the best trial at 4 labels (by validation)
     hdc-ray evaluate runs/tiny --split test              # score a checkpoint (challenge conventions + as training does)
+    hdc-ray export-fugc runs/fugc --out submission/      # FUGC 2025 code submission: model.py (numpy + torch) + weights
 
 Heavy imports (torch, ray) happen inside the commands, so ``--help`` and ``validate`` are instant.
 """
@@ -87,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="with --address: predictor actors (default 2)")
     p.add_argument("--gpu", action="store_true", help="with --address: one GPU per predictor actor")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("export-fugc", help="write a FUGC 2025 code submission from a checkpoint: model.py (numpy + torch only) and its weights")
+    p.add_argument("source", help="a train output folder, a checkpoint file (.pt), or a sweep's results folder (with --trial or --best)")
+    p.add_argument("--out", required=True, help="folder for model.py and hdc_ray_fugc.pt (refused if it exists and is not empty, unless --overwrite)")
+    _add_source_choice(p)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
 
     p = sub.add_parser("evaluate", help="score a checkpoint on a labelled folder: challenge conventions and the project's metrics")
     p.add_argument("source", help="a train output folder, a checkpoint file (.pt), or a sweep's results folder (with --trial or --best)")
@@ -260,6 +267,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 3 if record.skipped else 0
 
 
+def _cmd_export_fugc(args: argparse.Namespace) -> int:
+    from hdc_ray.inference.fugc_export import export_fugc
+
+    models = _load_models(args, "cervix", "a FUGC 2025 submission")
+    report = export_fugc(models, Path(args.out), tta=args.tta, overwrite=args.overwrite)
+    print("\n".join(report.lines()))
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from hdc_ray.inference.evaluate import evaluate_models, summary_table
 
@@ -294,6 +310,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "export": _cmd_export,
     "compact": _cmd_compact,
     "predict": _cmd_predict,
+    "export-fugc": _cmd_export_fugc,
     "evaluate": _cmd_evaluate,
     "list": _cmd_list,
 }
