@@ -12,6 +12,7 @@
     hdc-ray predict results/demo --best --labels 4 data/ --out masks/   # the best trial at 4 labels (by validation)
     hdc-ray evaluate runs/tiny --split test              # score a checkpoint (challenge conventions + as training does)
     hdc-ray evaluate data/fugc2025 masks/                # score predicted masks against references (nnU-Net's summary.json)
+    hdc-ray export-fugc runs/fugc --out submission/      # FUGC 2025 code submission: model.py (numpy + torch) + weights
 
 Heavy imports (torch, ray) happen inside the commands, so ``--help`` and ``validate`` are instant.
 """
@@ -80,12 +81,20 @@ def _parser() -> argparse.ArgumentParser:
     _add_source_choice(p)
     p.add_argument("--overlays", action="store_true", help="also write a coloured overlay PNG per image under OUT/overlays/")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder (only once every mask is written)")
+    p.add_argument("--save-probabilities", action="store_true", help="also write each mask's softmax probabilities: <mask name>.npz, nnU-Net's 'probabilities' (classes, H, W) float32")
+    p.add_argument("--continue-on-error", action="store_true", help="skip unreadable images (listed in OUT/errors.json; exit status 3) instead of stopping at the first")
     p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
     p.add_argument("--device", default="auto", help="cpu, cuda, or auto (default: cuda when available)")
     p.add_argument("--address", default=None, help="run on Ray Data on this cluster (auto or HOST:PORT; 'local' starts one here)")
     p.add_argument("--workers", type=int, default=2, help="with --address: predictor actors (default 2)")
     p.add_argument("--gpu", action="store_true", help="with --address: one GPU per predictor actor")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("export-fugc", help="write a FUGC 2025 code submission from a checkpoint: model.py (numpy + torch only) and its weights")
+    p.add_argument("source", help="a train output folder, a checkpoint file (.pt), or a sweep's results folder (with --trial or --best)")
+    p.add_argument("--out", required=True, help="folder for model.py and hdc_ray_fugc.pt (refused if it exists and is not empty, unless --overwrite)")
+    _add_source_choice(p)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
 
     p = sub.add_parser("evaluate", help="score a checkpoint on labelled images, or a folder of predicted masks against references (REF PRED)")
     p.add_argument("source", help="MODEL: a train output folder, a checkpoint file (.pt), or a sweep's results folder (with --trial or --best); "
@@ -226,29 +235,49 @@ def _device(name: str) -> str:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    """Exit 0: every image has a mask; 2: refused or stopped (masks written so far in OUT.partial/);
+    3: finished, but --continue-on-error skipped unreadable images (OUT/errors.json lists them)."""
     from hdc_ray.inference.inputs import discover
-    from hdc_ray.inference.predict import PredictOptions, conversion_lines, predict_folder
+    from hdc_ray.inference.predict import PredictOptions, predict_folder, summary_lines
 
     if args.batch_size < 1:
         raise _usage("--batch-size must be >= 1")
     inputs = discover(args.input)
     models = _load_models(args, inputs.task, f"INPUT {args.input} (a {inputs.layout.upper()} layout)")
     print(f"input: {inputs.describe()}")
+    for warning in inputs.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    device = ("cuda" if args.gpu else "cpu") if args.address else _device(args.device)
+    options = PredictOptions(args.tta, args.overlays, args.batch_size, device, not args.no_progress, args.save_probabilities, args.continue_on_error)
     out = Path(args.out)
-    if args.address:
-        from hdc_ray.distributed.predict import predict_on_ray
+    try:
+        if args.address:
+            from hdc_ray.distributed.predict import predict_on_ray
 
-        options = PredictOptions(args.tta, args.overlays, args.batch_size, "cuda" if args.gpu else "cpu", not args.no_progress)
-        timing = predict_on_ray(models, inputs, out, options, address=args.address, workers=args.workers, gpu=args.gpu, overwrite=args.overwrite)
-        how = f" on Ray Data ({args.workers} actor(s){', GPU' if args.gpu else ''})"
-    else:
-        options = PredictOptions(args.tta, args.overlays, args.batch_size, _device(args.device), not args.no_progress)
-        timing = predict_folder(models, inputs, out, options, overwrite=args.overwrite)
-        how = f" on {options.device}"
-    for line in conversion_lines(timing):
-        print(line)
-    print(f"masks in {out}/ ({'overlays in ' + str(out / 'overlays') + '/, ' if args.overlays else ''}predictions.json)")
-    print(f"predicted {timing.line(how)}")
+            record = predict_on_ray(models, inputs, out, options, address=args.address, workers=args.workers, gpu=args.gpu, overwrite=args.overwrite)
+            how = f" on Ray Data ({args.workers} actor(s){', GPU' if args.gpu else ''})"
+        else:
+            record, how = predict_folder(models, inputs, out, options, overwrite=args.overwrite), f" on {device}"
+    except KeyboardInterrupt as exc:
+        print(f"\ninterrupted: {'; '.join(getattr(exc, '__notes__', ())) or 'no mask was written'}", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a full disk, a bug: where the masks written so far went, then the error itself
+        for note in getattr(exc, "__notes__", ()):
+            print(f"note: {note}", file=sys.stderr)
+        raise
+    said, warned = summary_lines(record, out, how, options)
+    print("\n".join(said))
+    for line in warned:
+        print(line, file=sys.stderr)
+    return 3 if record.skipped else 0
+
+
+def _cmd_export_fugc(args: argparse.Namespace) -> int:
+    from hdc_ray.inference.fugc_export import export_fugc
+
+    models = _load_models(args, "cervix", "a FUGC 2025 submission")
+    report = export_fugc(models, Path(args.out), tta=args.tta, overwrite=args.overwrite)
+    print("\n".join(report.lines()))
     return 0
 
 
@@ -307,6 +336,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "export": _cmd_export,
     "compact": _cmd_compact,
     "predict": _cmd_predict,
+    "export-fugc": _cmd_export_fugc,
     "evaluate": _cmd_evaluate,
     "list": _cmd_list,
 }

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -40,11 +40,12 @@ def check_writable(path: str | Path, what: str) -> None:
 
 
 @contextmanager
-def staged_folder(final: Path) -> Iterator[Path]:
+def staged_folder(final: Path, on_failure: Callable[[Path, BaseException], None] | None = None) -> Iterator[Path]:
     """Write a whole folder next to ``final`` and rename it into place on success.
 
     An interrupted writer leaves ``final`` as it was (the previous output, or nothing) and removes its
-    temporary folder; a reader never sees a half-written mix of old and new files.
+    temporary folder; a reader never sees a half-written mix of old and new files. ``on_failure(staging,
+    exc)`` runs first and may move the staging folder elsewhere to keep what it holds (``predict`` does).
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -52,7 +53,9 @@ def staged_folder(final: Path) -> Iterator[Path]:
     staging.chmod(0o755)  # mkdtemp's 0o700 would make the published folder private
     try:
         yield staging
-    except BaseException:
+    except BaseException as exc:
+        if on_failure is not None:
+            on_failure(staging, exc)
         shutil.rmtree(staging, ignore_errors=True)
         raise
     old = final.with_name(f".{final.name}.old-{os.getpid()}")

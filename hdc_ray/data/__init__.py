@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from hdc_ray.data.dataset import ArrayDataset, DataBundle, build_data, default_cache_dir, resize_image, resize_mask
 from hdc_ray.data.errors import DataError
-from hdc_ray.data.mha import read_mha, write_mha
+from hdc_ray.data.mha import MhaGeometry, read_mha, read_mha_image, write_mha
 from hdc_ray.data.readers import Sample, SampleFile, fugc_files, load_sample, psfh_files, read_fugc, read_psfh
 from hdc_ray.data.splits import Split, make_split, split_hash
 from hdc_ray.data.synthetic import (
@@ -32,6 +32,7 @@ __all__ = [
     "ArrayDataset",
     "DataBundle",
     "DataError",
+    "MhaGeometry",
     "Sample",
     "SampleFile",
     "Split",
@@ -46,6 +47,7 @@ __all__ = [
     "psfh_files",
     "read_fugc",
     "read_mha",
+    "read_mha_image",
     "read_psfh",
     "resize_image",
     "resize_mask",

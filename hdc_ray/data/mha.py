@@ -3,12 +3,14 @@
 Supports the subset that ITK/SimpleITK writes for images: ``key = value`` header lines up to
 ``ElementDataFile``, raw data (``LOCAL``: right after the header; otherwise a file next to the header),
 ``MET_(U)CHAR/(U)SHORT/(U)INT/(U)LONG/FLOAT/DOUBLE``, ``CompressedData = True`` (zlib), ``DimSize``,
-``ElementSpacing``, ``ElementNumberOfChannels`` and ``BinaryDataByteOrderMSB`` / ``ElementByteOrderMSB``.
+``ElementSpacing``, ``Offset`` (alias ``Origin`` / ``Position``), ``TransformMatrix`` (alias ``Rotation`` /
+``Orientation``), ``ElementNumberOfChannels`` and ``BinaryDataByteOrderMSB`` / ``ElementByteOrderMSB``.
 """
 
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,38 @@ _TYPES = {
     "MET_DOUBLE": "f8",
 }
 _MAX_HEADER_LINES = 100  # a real header has ~15; more means this is not a MetaImage
+_ORIGIN_KEYS = ("Offset", "Origin", "Position")  # MetaIO synonyms; ITK writes Offset
+_DIRECTION_KEYS = ("TransformMatrix", "Rotation", "Orientation")  # ITK writes TransformMatrix
+
+
+@dataclass(frozen=True)
+class MhaGeometry:
+    """Where an image's pixels are in space, in the file's (ITK) axis order ``x, y[, z]``: exactly what
+    SimpleITK's ``GetSpacing``, ``GetOrigin`` and ``GetDirection`` return (``direction`` row-major, column
+    ``j`` the physical direction of index axis ``j``). The array axes run the other way (``(z, y, x)``)."""
+
+    spacing: tuple[float, ...]
+    origin: tuple[float, ...]
+    direction: tuple[float, ...]  # ndim x ndim, row-major
+
+    @classmethod
+    def default(cls, ndim: int) -> MhaGeometry:
+        return cls((1.0,) * ndim, (0.0,) * ndim, tuple(1.0 if i == j else 0.0 for i in range(ndim) for j in range(ndim)))
+
+    @property
+    def ndim(self) -> int:
+        return len(self.spacing)
+
+    def plane(self) -> MhaGeometry:
+        """The first two axes (x, y): what a 2-D slice of a 3-D image keeps (SimpleITK's ``image[:, :, k]``
+        keeps the same in-plane spacing, direction and, for ``k = 0``, origin)."""
+        n = self.ndim
+        return MhaGeometry(self.spacing[:2], self.origin[:2], tuple(self.direction[i * n + j] for i in range(2) for j in range(2)))
+
+    @property
+    def row_col_spacing(self) -> tuple[float, float]:
+        """(row, col) mm per pixel of a 2-D geometry: the array-axis order the metrics use."""
+        return (float(self.spacing[1]), float(self.spacing[0]))
 
 
 def read_mha(path: str | Path) -> tuple[np.ndarray, tuple[float, ...]]:
@@ -38,8 +72,16 @@ def read_mha(path: str | Path) -> tuple[np.ndarray, tuple[float, ...]]:
     ``ElementNumberOfChannels > 1``), exactly as ``SimpleITK.GetArrayFromImage``; and the spacing in the
     same axis order (``spacing[k]`` is the physical size of a step along array axis ``k``: ``(row, col)``
     in 2-D), i.e. the reverse of the file's ``ElementSpacing`` (x, y, z) and of SimpleITK's ``GetSpacing``.
-    Raises ``DataError`` naming the file for anything unreadable.
+    Raises ``DataError`` naming the file for anything unreadable. :func:`read_mha_image` also gives the
+    origin and direction.
     """
+    array, geometry = read_mha_image(path)
+    return array, tuple(reversed(geometry.spacing))
+
+
+def read_mha_image(path: str | Path) -> tuple[np.ndarray, MhaGeometry]:
+    """``(array, geometry)``: the array as :func:`read_mha` gives it, and spacing, origin and direction in
+    the file's (ITK) order, 1 / 0 / identity where the header has none."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -54,8 +96,21 @@ def read_mha(path: str | Path) -> tuple[np.ndarray, tuple[float, ...]]:
                         f"({header['ElementType']}), found {len(data)}")  # fmt: skip
     array = np.frombuffer(data, dtype=dtype, count=count).astype(dtype.newbyteorder("="))
     array = array.reshape(shape[::-1] + ((channels,) if channels > 1 else ()))
-    spacing = _floats(header.get("ElementSpacing", header.get("ElementSize")), len(shape), path, default=1.0)
-    return array, tuple(reversed(spacing))
+    return array, _geometry(header, len(shape), path)
+
+
+def _geometry(header: dict[str, str], ndim: int, path: Path) -> MhaGeometry:
+    default = MhaGeometry.default(ndim)
+    spacing = _floats(header.get("ElementSpacing", header.get("ElementSize")), ndim, path, default=1.0)
+    origin_text = next((header[k] for k in _ORIGIN_KEYS if k in header), None)
+    matrix_text = next((header[k] for k in _DIRECTION_KEYS if k in header), None)
+    origin = _floats(origin_text, ndim, path) if origin_text is not None else list(default.origin)
+    if matrix_text is None:
+        return MhaGeometry(tuple(spacing), tuple(origin), default.direction)
+    matrix = _floats(matrix_text, ndim * ndim, path)
+    # MetaIO lists the matrix column by column: its transpose is ITK's row-major direction.
+    direction = tuple(matrix[j * ndim + i] for i in range(ndim) for j in range(ndim))
+    return MhaGeometry(tuple(spacing), tuple(origin), direction)
 
 
 def _parse_header(raw: bytes, path: Path) -> tuple[dict[str, str], int]:
@@ -132,12 +187,14 @@ def _floats(text: str | None, count: int | None, path: Path, default: float = 1.
 _ELEMENT_TYPES = {np.dtype(v).newbyteorder("<").str: k for k, v in _TYPES.items()}
 
 
-def write_mha(path: str | Path, array: np.ndarray, spacing: tuple[float, ...] | None = None) -> Path:
+def write_mha(path: str | Path, array: np.ndarray, spacing: tuple[float, ...] | None = None, *, geometry: MhaGeometry | None = None) -> Path:
     """Write a 2-D or 3-D array as an uncompressed MetaImage (``.mha``, data ``LOCAL``): the inverse of
-    :func:`read_mha` (``spacing`` in array-axis order, e.g. ``(row, col)``; 1.0 when None).
+    :func:`read_mha` / :func:`read_mha_image`. Either ``spacing`` in array-axis order (e.g. ``(row, col)``;
+    1.0 when None; origin 0, identity direction) or a whole ``geometry`` (ITK order, as read).
 
-    What ITK / SimpleITK read back: ``GetArrayFromImage`` equals ``array`` and ``GetSpacing`` is the reverse
-    of ``spacing``. The file is written to a temporary name and renamed, so a reader never sees half of it.
+    What ITK / SimpleITK read back: ``GetArrayFromImage`` equals ``array``, ``GetSpacing`` is the reverse of
+    ``spacing`` (or ``geometry.spacing``), ``GetOrigin`` / ``GetDirection`` are ``geometry``'s. The file is
+    written to a temporary name and renamed, so a reader never sees half of it.
     """
     import os
 
@@ -147,15 +204,33 @@ def write_mha(path: str | Path, array: np.ndarray, spacing: tuple[float, ...] | 
     element = _ELEMENT_TYPES.get(little.dtype.str)
     if element is None or array.ndim not in (2, 3):
         raise ValueError(f"write_mha: needs a 2-D or 3-D array of a MetaImage type, got {array.dtype} {array.shape}")
-    sizes = tuple(1.0 for _ in array.shape) if spacing is None else tuple(float(s) for s in spacing)
-    if len(sizes) != array.ndim:
-        raise ValueError(f"write_mha: spacing {spacing} does not match a {array.ndim}-D array")
+    geometry = _geometry_to_write(array.ndim, spacing, geometry)
+    n = array.ndim
+    matrix = [geometry.direction[i * n + j] for j in range(n) for i in range(n)]  # column by column, as MetaIO stores it
     header = "\n".join([
-        "ObjectType = Image", f"NDims = {array.ndim}", "BinaryData = True", "BinaryDataByteOrderMSB = False",
-        "CompressedData = False", f"DimSize = {' '.join(str(n) for n in reversed(array.shape))}",
-        f"ElementSpacing = {' '.join(repr(s) for s in reversed(sizes))}", f"ElementType = {element}", "ElementDataFile = LOCAL",
+        "ObjectType = Image", f"NDims = {n}", "BinaryData = True", "BinaryDataByteOrderMSB = False", "CompressedData = False",
+        f"TransformMatrix = {_numbers(matrix)}", f"Offset = {_numbers(geometry.origin)}", f"ElementSpacing = {_numbers(geometry.spacing)}",
+        f"DimSize = {' '.join(str(d) for d in reversed(array.shape))}", f"ElementType = {element}", "ElementDataFile = LOCAL",
     ])  # fmt: skip
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(header.encode("ascii") + b"\n" + little.tobytes())
     os.replace(tmp, path)
     return path
+
+
+def _geometry_to_write(ndim: int, spacing: tuple[float, ...] | None, geometry: MhaGeometry | None) -> MhaGeometry:
+    if geometry is not None and spacing is not None:
+        raise ValueError("write_mha: give spacing or geometry, not both")
+    if geometry is None:
+        sizes = (1.0,) * ndim if spacing is None else tuple(float(s) for s in reversed(spacing))
+        if len(sizes) != ndim:
+            raise ValueError(f"write_mha: spacing {spacing} does not match a {ndim}-D array")
+        default = MhaGeometry.default(ndim)
+        return MhaGeometry(sizes, default.origin, default.direction)
+    if (len(geometry.spacing), len(geometry.origin), len(geometry.direction)) != (ndim, ndim, ndim * ndim):
+        raise ValueError(f"write_mha: geometry {geometry} does not match a {ndim}-D array")
+    return geometry
+
+
+def _numbers(values: tuple[float, ...] | list[float]) -> str:
+    return " ".join(repr(float(v)) for v in values)

@@ -16,7 +16,7 @@ import numpy as np
 from hdc_ray.data.errors import DataError
 from hdc_ray.data.mha import read_mha
 
-__all__ = ["DataError", "Sample", "SampleFile", "fugc_files", "load_sample", "psfh_files", "read_fugc", "read_mha", "read_psfh"]
+__all__ = ["Conversion", "DataError", "Sample", "SampleFile", "fugc_files", "load_sample", "psfh_files", "read_fugc", "read_mha", "read_psfh"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 LABEL_VALUES = {"fugc": (0, 1, 2), "psfh": (0, 1, 2)}  # background, lip/PS, lip/FH
@@ -172,41 +172,71 @@ def _squeeze(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def _grey(array: np.ndarray, path: Path) -> np.ndarray:
-    """One grey channel ``(H, W)`` from ``(H, W)``, ``(H, W, C)`` or ``(C, H, W)`` with C <= 4 (alpha dropped).
+@dataclass(frozen=True)
+class Conversion:
+    """What reading did to an image beyond decoding it, as one aggregatable phrase (``what`` names no file).
 
-    Identical channels (FUGC's RGB PNGs, PSFH's three slices) give the channel itself; real colour gives luma.
+    ``lossy``: content was dropped or mixed, or intensities rescaled by a guess (a warning for the user);
+    otherwise it is the documented normalisation or a lossless change (a note).
+    """
+
+    what: str
+    lossy: bool
+
+
+def _grey(array: np.ndarray, path: Path) -> np.ndarray:
+    return grey_converted(array, path)[0]
+
+
+def grey_converted(array: np.ndarray, path: Path) -> tuple[np.ndarray, Conversion | None]:
+    """One grey channel ``(H, W)`` from ``(H, W)``, ``(H, W, C)`` or ``(C, H, W)`` with C <= 4, and what it did.
+
+    Identical channels (FUGC's RGB PNGs, PSFH's three slices) give the channel itself; of 4 the 4th is dropped
+    (read as alpha), of 2 the 2nd; 3 channels that differ are mixed with ITU-R 601 luma weights.
     """
     if array.ndim == 2:
-        return array
+        return array, None
     if array.ndim != 3:
         raise DataError(f"{path}: expected a 2-D image, got shape {array.shape}")
     if array.shape[-1] <= 4:
-        channels = np.moveaxis(array, -1, 0)
+        channels, kind = np.moveaxis(array, -1, 0), "channels"
     elif array.shape[0] <= 4:
-        channels = array
+        channels, kind = array, "slices"  # a MetaImage (z, y, x) stack
     else:
         raise DataError(f"{path}: expected a 2-D image or a few identical channels/slices, got shape {array.shape}")
-    channels = channels[:3] if len(channels) in (3, 4) else channels[:1]  # drop alpha
-    if len(channels) == 1 or np.all(channels == channels[:1]):
-        return channels[0]
-    luma = np.tensordot(_LUMA, channels.astype(np.float64), axes=1)
-    return np.round(luma).astype(array.dtype) if array.dtype.kind in "ui" else luma  # keep the bit depth's scale
+    kept = channels[:3] if len(channels) in (3, 4) else channels[:1]
+    said = []
+    if len(kept) < len(channels) and not np.all(channels[len(kept) :] == kept[:1]):
+        dropped = "the 4th dropped (read as alpha)" if len(channels) == 4 else "the 2nd dropped (one is used)"
+        said.append(f"{len(channels)} {kind}: {dropped}")
+    if len(kept) == 1 or np.all(kept == kept[:1]):
+        grey = kept[0]
+    else:
+        luma = np.tensordot(_LUMA, kept.astype(np.float64), axes=1)
+        grey = np.round(luma).astype(array.dtype) if array.dtype.kind in "ui" else luma  # keep the bit depth's scale
+        said.append(f"3 different {kind} mixed to grey with colour weights (ITU-R 601 luma 0.299, 0.587, 0.114)")
+    return grey, Conversion("; ".join(said), lossy=True) if said else None
 
 
 def _unit_float(array: np.ndarray, path: Path) -> np.ndarray:
-    """float32 in [0, 1]: 8/16-bit by their full range, anything else min-max per image."""
+    return unit_float_converted(array, path)[0]
+
+
+def unit_float_converted(array: np.ndarray, path: Path) -> tuple[np.ndarray, Conversion | None]:
+    """float32 in [0, 1]: 8/16-bit by their full range, floats already in [0, 1] as they are, anything else
+    min-max per image (which makes intensities incomparable across images: a lossy conversion)."""
     if array.size == 0:
         raise DataError(f"{path}: image is empty")
     if array.dtype == np.uint8:
-        return (array / 255.0).astype(np.float32)
+        return (array / 255.0).astype(np.float32), None
     if array.dtype == np.uint16:
-        return (array / 65535.0).astype(np.float32)
+        return (array / 65535.0).astype(np.float32), Conversion("16-bit, scaled by 1/65535", lossy=False)
     values = array.astype(np.float64)
     low, high = float(values.min()), float(values.max())
     if low >= 0.0 and high <= 1.0 and array.dtype.kind == "f":
-        return values.astype(np.float32)
-    return ((values - low) / max(high - low, 1e-12)).astype(np.float32)
+        return values.astype(np.float32), Conversion(f"{array.dtype} values in [0, 1], used as they are", lossy=False)
+    scaled = ((values - low) / max(high - low, 1e-12)).astype(np.float32)
+    return scaled, Conversion(f"{array.dtype} values min-max scaled to [0, 1] per image", lossy=True)
 
 
 def _pair(spacing: tuple[float, ...]) -> tuple[float, float] | None:

@@ -3,7 +3,9 @@
 A dataset of (index, path) rows goes through ``map_batches`` with a fixed-size actor pool of
 ``inference.batch.BatchPredictor`` (each actor rebuilds the models once, from weights shipped through
 the object store, and warms up); the masks come back as bytes to this process, which writes them into the
-staged output folder exactly as the in-process path does (same layout, same manifest, same atomic rename).
+staged output folder exactly as the in-process path does (same layout, same manifest, same atomic rename,
+same handling of unreadable images: skipped with ``continue_on_error``, else the run stops and keeps its
+masks in ``OUT.partial/``).
 The workers read the images by path: on a multi-node cluster INPUT must be on storage every node sees.
 """
 
@@ -15,16 +17,15 @@ from pathlib import Path
 
 from hdc_ray.distributed.cluster import ClusterError, connect
 from hdc_ray.inference.batch import BatchPredictor, model_payload, unpack_row
-from hdc_ray.inference.inputs import InputSet, Picture
-from hdc_ray.inference.predict import PredictOptions, Timing, check_output, save_outputs, write_manifest
+from hdc_ray.inference.inputs import InputError, InputSet
+from hdc_ray.inference.predict import PredictOptions, RunRecord, check_output, output_folder, save_outputs, write_manifest
 from hdc_ray.inference.sources import LoadedModel
-from hdc_ray.outputs import staged_folder
 
 
 def predict_on_ray(
     models: Sequence[LoadedModel], inputs: InputSet, out: Path, options: PredictOptions, *,
     address: str | None, workers: int = 2, gpu: bool = False, overwrite: bool = False,
-) -> Timing:  # fmt: skip
+) -> RunRecord:  # fmt: skip
     """Masks for every image of ``inputs`` into ``out``, predicted by ``workers`` Ray Data actors.
 
     ``address``: ``auto`` / ``HOST:PORT`` joins a cluster; ``local`` (or None) starts a private one with a
@@ -46,29 +47,36 @@ def predict_on_ray(
     dataset = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 4 * workers)))
     predicted = dataset.map_batches(
         BatchPredictor,
-        fn_constructor_kwargs={"payload": model_payload(list(models)), "tta": options.tta, "device": "cuda" if gpu else "cpu", "keep_images": options.overlays},
+        fn_constructor_kwargs={"payload": model_payload(list(models)), "tta": options.tta, "device": "cuda" if gpu else "cpu", "keep_images": options.overlays,
+                               "keep_probabilities": options.save_probabilities},
         batch_size=options.batch_size, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1, num_gpus=1 if gpu else 0, batch_format="numpy",
     )  # fmt: skip
-    timing = Timing(measured=f"read, resize, network in {workers} actor(s), their busy time / {workers}")
+    record = RunRecord(measured=f"read, resize, network in {workers} actor(s), their busy time / {workers}")
     busy = 0.0
-    with staged_folder(out) as stage:
+    with output_folder(out, inputs, record) as stage:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(rows), desc="predict (Ray Data)", unit="img", disable=not options.progress, leave=False, dynamic_ncols=True)
         start = time.perf_counter()
-        for row in predicted.iter_rows():
-            index, mask, spacing, conversion, image = unpack_row(row)
-            entry = inputs.images[index]
-            save_outputs(stage, entry, Picture(image if image is not None else mask, spacing, conversion), mask, options.overlays)
-            timing.note(conversion, entry.key)
-            busy += float(row["seconds"])
+        for raw in predicted.iter_rows():
+            row = unpack_row(raw, models[0].card.num_classes)
+            entry = inputs.images[row.index]
+            busy += float(raw["seconds"])
             bar.update(1)
+            if row.error and not options.continue_on_error:
+                raise InputError(row.error)
+            if row.error:
+                record.skip(entry.key, row.error)
+                continue
+            save_outputs(stage, entry, row.picture, row.mask, options.overlays, row.probabilities)
+            record.note(row.picture.conversions, entry.key)
+            record.images += 1
         bar.close()
         # The actors warmed up in their constructors; their busy time over the pool is the throughput the
         # pool sustains once started, and the wall time says what the start-up costs on top.
-        timing.images, timing.seconds, timing.wall_s = len(rows), busy / workers, time.perf_counter() - start
-        write_manifest(stage, models, inputs, options, timing, f"ray-data ({workers} actor(s){', GPU' if gpu else ''})")
-    return timing
+        record.seconds, record.wall_s = busy / workers, time.perf_counter() - start
+        write_manifest(stage, models, inputs, options, record, f"ray-data ({workers} actor(s){', GPU' if gpu else ''})")
+    return record
 
 
 def _quiet_ray_data() -> None:

@@ -6,7 +6,8 @@ resized bilinearly to ``input_size`` (``data.resize_image``, as the readers do),
 at the working resolution, resized back with nearest-neighbour (``F.interpolate``, as
 ``train.evaluation`` does before scoring). With several checkpoints (an ensemble) and/or ``tta`` (the
 horizontal flip training augments with), softmax probabilities are averaged before the argmax, as nnU-Net
-does.
+does. ``predict_with_probabilities`` also returns those probabilities at native size, resized exactly as the
+mask is (nearest), so their argmax is the mask.
 """
 
 from __future__ import annotations
@@ -71,10 +72,29 @@ class Predictor:
         labels = self.classes(self.to_input(images))
         return [to_native(label, image.shape) for label, image in zip(labels, images, strict=True)]
 
+    @torch.no_grad()
+    def predict_with_probabilities(self, images: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(mask, float32 probabilities ``(K, H_i, W_i)``) per image; the masks are ``predict``'s."""
+        x = self.to_input(images)
+        if len(self.nets) == 1 and not self.tta:
+            logits = self.nets[0](x).logits  # one pass: the mask stays the logits' argmax, as in ``classes``
+            labels, probabilities = logits.argmax(1), logits.softmax(1)
+        else:
+            probabilities = self.probabilities(x)
+            labels = probabilities.argmax(1)
+        return [(to_native(label, image.shape), probabilities_to_native(p, image.shape)) for label, p, image in zip(labels, probabilities, images, strict=True)]
+
     def warm_up(self, batch_size: int = 1) -> None:
         """A forward pass on blank images: the first call of a batch shape pays for allocations (and oneDNN
         kernel choices) that timings should exclude."""
         self.classes(torch.zeros((batch_size, 1, self.size, self.size), device=self.device))
+
+
+def probabilities_to_native(probabilities: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
+    """(K, S, S) -> float32 (K, H, W) by nearest neighbour: the resize ``to_native`` gives the mask."""
+    if tuple(probabilities.shape[1:]) != tuple(shape):
+        probabilities = F.interpolate(probabilities[None], size=tuple(shape), mode="nearest")[0]
+    return probabilities.float().cpu().numpy()
 
 
 def to_native(label: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Masks in the input's convention (8-bit index PNG or ``.mha`` with the image's spacing) and overlays."""
+"""Masks in the input's convention (8-bit index PNG, or ``.mha`` with the image's geometry), probabilities, overlays."""
 
 from __future__ import annotations
 
@@ -6,22 +6,29 @@ from pathlib import Path
 
 import numpy as np
 
-from hdc_ray.data.mha import write_mha
+from hdc_ray.data.mha import MhaGeometry, write_mha
 
 # Class colours of the overlays (index = label value; background is not painted): clear on grey B-mode.
 PALETTE = np.array([[0, 0, 0], [255, 64, 64], [64, 160, 255], [255, 210, 0], [64, 220, 120]], dtype=np.float32)
 OVERLAY_ALPHA = 0.45
 
 
-def write_mask(path: Path, mask: np.ndarray, spacing: tuple[float, float] | None) -> None:
-    """``.mha``: the mask with ``spacing`` (row, col); anything else: an 8-bit greyscale PNG of class indices."""
+def write_mask(path: Path, mask: np.ndarray, geometry: MhaGeometry | None) -> None:
+    """``.mha``: the uint8 mask with the image's ``geometry`` (spacing, origin, direction; defaults when None),
+    so it overlays the image in any viewer; anything else: an 8-bit greyscale PNG of class indices."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".mha":
-        write_mha(path, mask.astype(np.uint8), spacing)
+        write_mha(path, mask.astype(np.uint8), geometry=geometry)
         return
     from PIL import Image
 
     Image.fromarray(mask.astype(np.uint8)).save(path)  # uint8 (H, W): mode "L"
+
+
+def write_probabilities(path: Path, probabilities: np.ndarray) -> None:
+    """nnU-Net's ``--save_probabilities`` file: ``probabilities``, float32 ``(K, H, W)``, classes first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, probabilities=probabilities.astype(np.float32, copy=False))
 
 
 def overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:

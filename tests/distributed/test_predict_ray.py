@@ -37,3 +37,35 @@ def test_ray_data_writes_the_same_masks_as_one_process(ray_session: None, tmp_pa
     manifest = json.loads((tmp_path / "ray" / "predictions.json").read_text())
     assert manifest["runner"].startswith("ray-data (2 actor(s)") and manifest["images"] == 9
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left behind
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ray_data_skips_or_stops_on_unreadable_images_as_one_process_does(ray_session: None, tmp_path: Path) -> None:
+    from hdc_ray.data import MhaGeometry, read_mha_image, write_mha
+    from hdc_ray.distributed.predict import predict_on_ray
+    from hdc_ray.inference.inputs import InputError
+
+    run = tmp_path / "run"
+    run_local(load_config("tiny", ["train.epochs=1", "train.iters_per_epoch=2"]), run, progress=False)
+    models = load_models(resolve(run))
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    plane = MhaGeometry((0.25, 0.4), (3.0, 5.0), (0.0, 1.0, 1.0, 0.0))
+    for i in range(4):
+        write_mha(folder / f"{i}.mha", np.random.default_rng(i).integers(0, 255, (20, 28), dtype=np.uint8), geometry=plane)
+    (folder / "2_bad.png").write_bytes(b"not an image")
+    inputs = discover(folder)
+    skip = PredictOptions(batch_size=2, progress=False, save_probabilities=True, continue_on_error=True)
+    local = predict_folder(models, inputs, tmp_path / "local", skip)
+    record = predict_on_ray(models, inputs, tmp_path / "ray", skip, address="local", workers=2)
+    assert record.images == local.images == 4 and [k for k, _ in record.skipped] == ["2_bad.png"]
+    for i in range(4):
+        ours, theirs = read_mha_image(tmp_path / "local" / f"{i}.mha"), read_mha_image(tmp_path / "ray" / f"{i}.mha")
+        assert np.array_equal(ours[0], theirs[0]) and theirs[1] == plane
+        with np.load(tmp_path / "local" / f"{i}.npz") as a, np.load(tmp_path / "ray" / f"{i}.npz") as b:
+            assert np.allclose(a["probabilities"], b["probabilities"], atol=1e-6)
+    assert json.loads((tmp_path / "ray" / "errors.json").read_text())["skipped"][0]["image"] == "2_bad.png"
+    with pytest.raises(InputError, match=r"2_bad\.png.*stopped after \d of 5 image\(s\)"):
+        predict_on_ray(models, inputs, tmp_path / "stopped", PredictOptions(batch_size=2, progress=False), address="local", workers=2)
+    assert not (tmp_path / "stopped").exists()

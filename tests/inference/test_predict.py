@@ -138,13 +138,14 @@ def test_a_plain_folder_of_mixed_formats_and_sizes(tiny_run: TinyRun, tmp_path: 
     _png(folder / "scan.tif", rng.integers(0, 255, (31, 31), dtype=np.uint8))
     write_mha(folder / "slice.mha", np.stack([rng.integers(0, 255, (24, 30), dtype=np.uint8)] * 3), (1.0, 0.5, 0.4))
     out = tmp_path / "masks"
-    code, printed, _ = _predict(capsys, str(tiny_run.folder), str(folder), "--out", str(out))
+    code, printed, err = _predict(capsys, str(tiny_run.folder), str(folder), "--out", str(out))
     assert code == 0
     assert Image.open(out / "wide.png").size == (70, 33) and Image.open(out / "colour.png").size == (20, 50)
     assert Image.open(out / "scan.png").size == (31, 31)
     mask, spacing = read_mha(out / "slice.mha")
     assert mask.shape == (24, 30) and spacing == pytest.approx((0.5, 0.4))
-    assert "converted (colour, converted to grey" in printed
+    assert "warning: 1 image(s) converted (3 different channels mixed to grey with colour weights" in err and "colour.jpg" in err
+    assert "slice.mha" not in err + printed  # three identical slices: one kept, nothing lost, nothing to say
 
 
 def test_masks_are_the_working_resolution_argmax_resized_by_nearest(tiny_run: TinyRun) -> None:
@@ -201,16 +202,22 @@ BAD_INPUTS = {
 
 
 @pytest.mark.parametrize("name", sorted(BAD_INPUTS))
-def test_bad_inputs_are_named_and_nothing_is_written(name: str, tiny_run: TinyRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_inputs_are_named_and_out_is_not_written(name: str, tiny_run: TinyRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     make, expected = BAD_INPUTS[name]
     folder = tmp_path / name
     folder.mkdir()
-    _png(folder / "0_fine.png", np.full((8, 8), 100, np.uint8)) if name in ("corrupt", "transparent") else None  # a good image first
+    good_first = name in ("corrupt", "transparent")
+    _png(folder / "0_fine.png", np.full((8, 8), 100, np.uint8)) if good_first else None
     make(folder)
     out = tmp_path / "out"
     code, _, err = _predict(capsys, str(tiny_run.folder), str(folder), "--out", str(out))
     assert code == 2 and expected in err, err
     assert not out.exists() and _no_staging_left(tmp_path)
+    if good_first:  # read before the bad one: its mask is kept, apart from OUT, and the message says where
+        assert "stopped after 1 of 2 image(s)" in err and f"kept in {out}.partial/" in err and "--continue-on-error" in err
+        assert sorted(p.name for p in (tmp_path / "out.partial").iterdir()) == ["0_fine.png", "partial.json"]
+    elif name == "frames":  # the only image: nothing was written, nothing is kept
+        assert "no mask was written" in err and not (tmp_path / "out.partial").exists()
 
 
 def test_a_missing_input_is_named(tiny_run: TinyRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -244,7 +251,7 @@ def test_an_existing_output_is_kept_without_overwrite_and_replaced_with_it(tiny_
     assert not (out / "mine.txt").exists() and len(list(out.rglob("labels/*.png"))) == 2
 
 
-def test_an_interrupted_run_leaves_no_masks_that_look_finished(tiny_run: TinyRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_interrupted_run_keeps_its_masks_apart_from_out(tiny_run: TinyRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = write_fugc_layout(tmp_path / "fugc", SyntheticSpec("cervix", "easy", 32), 4, 0, seed=0)
     out = tmp_path / "masks"
     out.mkdir()
@@ -252,18 +259,23 @@ def test_an_interrupted_run_leaves_no_masks_that_look_finished(tiny_run: TinyRun
     written: list[Path] = []
     real = predict_module.write_mask
 
-    def dies_after_two(path: Path, mask: np.ndarray, spacing: tuple[float, float] | None) -> None:
+    def dies_after_two(path: Path, mask: np.ndarray, geometry: object) -> None:
         if len(written) == 2:
             raise KeyboardInterrupt
         written.append(path)
-        real(path, mask, spacing)
+        real(path, mask, geometry)
 
     monkeypatch.setattr(predict_module, "write_mask", dies_after_two)
     models = load_models(resolve(tiny_run.folder))
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt) as stopped:
         predict_module.predict_folder(models, discover(root), out, predict_module.PredictOptions(progress=False), overwrite=True)
     assert len(written) == 2 and all(not p.exists() for p in written)  # the two masks lived in the staging folder only
     assert sorted(p.name for p in out.iterdir()) == ["previous.png"] and _no_staging_left(tmp_path)
+    partial = tmp_path / "masks.partial"
+    assert sorted(p.name for p in partial.rglob("*.png")) == sorted(p.name for p in written)  # kept, apart from OUT
+    record = json.loads((partial / "partial.json").read_text())
+    assert record["complete"] is False and record["masks_written"] == 2 and record["stopped_by"].startswith("KeyboardInterrupt")
+    assert any(f"kept in {partial}/" in note for note in stopped.value.__notes__)
 
 
 def test_discover_refuses_what_it_cannot_use(tmp_path: Path) -> None:
