@@ -30,7 +30,8 @@ from hdc_ray.analysis.answer import Answer, build_answer
 from hdc_ray.analysis.budget import budget_column, label_budget_curve
 from hdc_ray.analysis.curves import learning_curves
 from hdc_ray.analysis.evidence import Decision, decide
-from hdc_ray.analysis.evidence.advisor import LabelsNeeded, advise, labels_needed
+from hdc_ray.analysis.evidence.advice import advise
+from hdc_ray.analysis.evidence.advisor import LabelsNeeded, labels_needed
 from hdc_ray.analysis.importance import parameter_importance
 from hdc_ray.analysis.load import SCHEMA_VERSION, Results, read_results
 from hdc_ray.analysis.pareto import pareto_front

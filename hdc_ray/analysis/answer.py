@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from hdc_ray.analysis.evidence.advisor import Advice, advise
+from hdc_ray.analysis.evidence.advice import Advice, advise
 from hdc_ray.analysis.evidence.decision import WIDTH, decide
 from hdc_ray.analysis.evidence.paired import BASELINE
 from hdc_ray.analysis.render import Answer, SweepHint, render_answer

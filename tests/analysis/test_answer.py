@@ -9,7 +9,7 @@ from study_fakes import POOL, SUP, shifted, study
 
 from hdc_ray.analysis.answer import build_answer
 from hdc_ray.analysis.evidence import t_interval
-from hdc_ray.analysis.evidence.advisor import advise
+from hdc_ray.analysis.evidence.advice import advise
 from hdc_ray.analysis.render import SweepHint
 
 CLEAR = (0.09, 0.11, 0.10, 0.12, 0.08, 0.10)

@@ -186,12 +186,12 @@ def test_a_sweep_repeating_each_configuration_over_seeds_picks_the_best_seed_mea
 
 def test_seed_mean_best_groups_configurations_with_an_unset_setting() -> None:
     """pandas 3 keeps NaN through astype(str): the all-label arm (label_count unset) once crashed the report."""
-    from hdc_ray.analysis.report import _best
+    from hdc_ray.analysis.render.sections import best_of
 
     done = pd.DataFrame({"trial_id": list("abcd"), "seed": [0, 1, 0, 1], "val_dice_fg": [0.9, 0.5, 0.8, 0.8],
                          "test_dice_fg": [0.8, 0.4, 0.7, 0.7], "cfg.data.label_count": [float("nan")] * 2 + [4.0] * 2,
                          "cfg.train.method": pd.array(["supervised"] * 2 + ["hdc"] * 2, dtype="str")})  # fmt: skip
-    best = _best(done, "val_dice_fg")
+    best = best_of(done, "val_dice_fg")
     assert best is not None and best["trial_ids"] == "c, d" and best["test_dice_fg"] == pytest.approx(0.7)
 
 

@@ -3,7 +3,7 @@
 - :mod:`.paired`: paired differences per budget, matched and checked on the split; the one :func:`t_interval`.
 - :mod:`.control`: error control over every look and comparison (anytime-valid t confidence sequences + Holm).
 - :mod:`.saved`: labels saved, only where a gain is claimed; censoring; never across gaps.
-- :mod:`.advisor`: learning-curve fits, refusals, the calibration with its provenance.
+- :mod:`.advisor`: learning-curve fits, refusals, the calibration with its provenance; :mod:`.advice`: per task, with ceilings.
 - :mod:`.convergence`: whether the runs had stopped improving; the compute.
 - :mod:`.decision`: :func:`decide`, the whole of it: per-comparison verdicts, why a study stops, what is open.
 

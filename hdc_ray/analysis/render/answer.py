@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hdc_ray.analysis.budget import fmt_budget, fmt_pct
-from hdc_ray.analysis.evidence.advisor import Advice
+from hdc_ray.analysis.evidence.advice import Advice
 from hdc_ray.analysis.evidence.decision import Decision, Judged
 from hdc_ray.analysis.evidence.paired import MIN_CONCLUSION_SPLITS
 from hdc_ray.analysis.evidence.saved import SavedLabels
