@@ -212,6 +212,28 @@ def filesystem_of(folder: str) -> tuple[fs.FileSystem, str]:
     return fs.LocalFileSystem(), os.path.abspath(os.path.expanduser(folder))
 
 
+def read_text(folder: str, name: str) -> str | None:
+    """``folder/name`` as text (a local folder or a URI), or None when it does not exist."""
+    filesystem, root = filesystem_of(folder)
+    path = f"{root}/{name}"
+    if filesystem.get_file_info(path).type != fs.FileType.File:
+        return None
+    with filesystem.open_input_stream(path) as f:
+        return bytes(f.read()).decode()
+
+
+def write_text(folder: str, name: str, text: str) -> None:
+    """Replace ``folder/name`` whole: locally a temporary name then a rename; on an object store one upload."""
+    filesystem, root = filesystem_of(folder)
+    filesystem.create_dir(root, recursive=True)
+    target = f"{root}/{name}"
+    tmp = target if "://" in folder else f"{root}/.{name}.tmp"
+    with filesystem.open_output_stream(tmp) as f:
+        f.write(text.encode())
+    if tmp != target:
+        filesystem.move(tmp, target)
+
+
 def _hidden_legacy(folder: str) -> str:
     head, _, name = folder.rpartition("/")
     return f"{head}/.{name}.legacy"

@@ -9,7 +9,6 @@ neither imports the other's internals.
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 
 from hdc_ray.distributed.cluster import ClusterError, connect
 from hdc_ray.distributed.launch import build_trainer
+from hdc_ray.results.dataset import read_text, write_text
 from hdc_ray.tune.callback import ABANDONED, ParquetCallback, abandon_ghost_rows
 from hdc_ray.tune.console import is_verbose, quiet_console
 from hdc_ray.tune.search import abandon_running_trials, build_param_space, build_scheduler, build_searcher
@@ -197,16 +197,14 @@ def _default_study_storage(sweep_dir: str) -> str:
     return f"sqlite:///{Path(sweep_dir) / 'optuna.db'}"
 
 
+SPEC_FILE = "spec.yaml"
+
+
 def save_spec(spec: Spec, sweep_dir: str) -> None:
-    if "://" in sweep_dir:
-        return
-    Path(sweep_dir).mkdir(parents=True, exist_ok=True)
-    target = Path(sweep_dir) / "spec.yaml"
+    """``RESULTS/NAME/spec.yaml``, locally or on an object store: the spec as it runs (what a resume is checked against)."""
     text = spec.resolved_yaml()
-    if not target.exists() or target.read_text() != text:  # new, or a change --accept-spec-change let through
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, target)
+    if read_text(sweep_dir, SPEC_FILE) != text:  # new, or a change --accept-spec-change let through
+        write_text(sweep_dir, SPEC_FILE, text)
 
 
 def _give_callbacks_the_spec(tuner: tune.Tuner, spec: Spec, earlier: int = 0) -> None:

@@ -10,9 +10,7 @@ trial continues from its newest one: ``train/TRIAL_ID/checkpoints/`` in-trial, `
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -20,7 +18,8 @@ from ray import tune
 
 from hdc_ray.distributed.launch import storage_uri
 from hdc_ray.outputs import check_writable
-from hdc_ray.tune.experiment import TUNE_DIR, plan_concurrency, run_experiment, save_spec, start_ray
+from hdc_ray.results.dataset import read_text, write_text
+from hdc_ray.tune.experiment import SPEC_FILE, TUNE_DIR, plan_concurrency, run_experiment, save_spec, start_ray
 from hdc_ray.tune.spec import Spec, SpecError
 
 __all__ = ["FROZEN_SPEC_KEYS", "SPEC_CHANGES", "check_spec_unchanged", "plan_concurrency", "run_sweep", "save_spec", "spec_differences"]
@@ -83,11 +82,12 @@ def spec_differences(stored: dict[str, Any], current: dict[str, Any]) -> dict[st
 
 def check_spec_unchanged(spec: Spec, sweep_dir: str, *, accept: bool = False) -> None:
     """A resume runs the spec it started with; refuse a changed one, naming the keys (or record an accepted one)."""
-    stored_path = Path(sweep_dir) / "spec.yaml"
-    if "://" in sweep_dir or not stored_path.exists():
+    stored_path = f"{sweep_dir}/{SPEC_FILE}"
+    text = read_text(sweep_dir, SPEC_FILE)
+    if text is None:
         return
     try:
-        stored = yaml.safe_load(stored_path.read_text()) or {}
+        stored = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise SpecError(f"{stored_path}: the stored spec is not valid YAML ({exc}); restore it, or start a new sweep with another --name") from None
     diff = spec_differences(stored, yaml.safe_load(spec.resolved_yaml()) or {})
@@ -102,20 +102,17 @@ def check_spec_unchanged(spec: Spec, sweep_dir: str, *, accept: bool = False) ->
     if not accept:
         raise SpecError(f"--resume: the spec differs from the one this sweep started with ({stored_path}): {shown}. "
                         "Rerun with the original spec, pass --accept-spec-change to run the remaining trials with the new one, or use another --name")
-    _record_spec_change(Path(sweep_dir), diff)
-    print(f"note: --accept-spec-change: trials started from now on use the new spec ({shown}); recorded in {Path(sweep_dir) / SPEC_CHANGES}", flush=True)
+    _record_spec_change(sweep_dir, diff)
+    print(f"note: --accept-spec-change: trials started from now on use the new spec ({shown}); recorded in {sweep_dir}/{SPEC_CHANGES}", flush=True)
 
 
 SPEC_CHANGES = "spec_changes.yaml"
 
 
-def _record_spec_change(folder: Path, diff: dict[str, tuple[Any, Any]]) -> None:
-    path = folder / SPEC_CHANGES
-    history = (yaml.safe_load(path.read_text()) or []) if path.exists() else []
+def _record_spec_change(folder: str, diff: dict[str, tuple[Any, Any]]) -> None:
+    history = yaml.safe_load(read_text(folder, SPEC_CHANGES) or "") or []
     history.append({"at": datetime.now(UTC).isoformat(timespec="seconds"), "changes": {k: {"from": a, "to": b} for k, (a, b) in diff.items()}})
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(history, sort_keys=False))
-    os.replace(tmp, path)
+    write_text(folder, SPEC_CHANGES, yaml.safe_dump(history, sort_keys=False))
 
 
 def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -128,8 +125,8 @@ def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _died_before_first_save(tune_path: str, sweep_dir: str) -> bool:
-    """A started sweep (its spec.yaml is written before Tune starts) without Tune state to restore."""
-    return "://" not in sweep_dir and (Path(sweep_dir) / "spec.yaml").exists() and not tune.Tuner.can_restore(tune_path)
+    """A started sweep (its spec.yaml is written before Tune starts, locally or on s3://) without Tune state to restore."""
+    return read_text(sweep_dir, SPEC_FILE) is not None and not tune.Tuner.can_restore(tune_path)
 
 
 def _check_fresh_or_resumable(tune_path: str, resume: bool, name: str) -> None:
