@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
 import os
 import subprocess
 import sys
@@ -105,3 +107,53 @@ def test_an_unexpected_exception_is_one_line_naming_a_log_with_the_traceback(tmp
     assert log.parent == tmp_path / "logs"
     text = log.read_text()
     assert "Traceback" in text and "RuntimeError: something internal" in text and "hdc-ray list" in text
+
+
+def _error_classes() -> list[tuple[str, str]]:
+    """(module, class) of every exception type hdc_ray defines, found by reading the source (a new one
+    cannot be missed); private ones (``_Skipped``: control flow inside a module) are not the user's."""
+    found = []
+    for path in sorted((REPO / "hdc_ray").rglob("*.py")):
+        module = ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and node.name.endswith("Error") and not node.name.startswith("_"):
+                found.append((module, node.name))
+    return found
+
+
+USER_ERRORS = _error_classes()
+
+
+def test_the_error_classes_are_found() -> None:
+    names = {name for _, name in USER_ERRORS}
+    assert {"ConfigError", "DataError", "ClusterError", "SpecError", "CheckpointError", "InputError", "PairingError"} <= names
+    assert len(names) >= 12
+
+
+@pytest.mark.parametrize(("module", "name"), USER_ERRORS, ids=[name for _, name in USER_ERRORS])
+def test_every_user_error_is_a_user_error_printed_as_one_line(module: str, name: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import hdc_ray.cli as cli
+    from hdc_ray.errors import UserError
+
+    error = getattr(importlib.import_module(module), name)
+    assert issubclass(error, UserError), f"{module}.{name} must derive from hdc_ray.errors.UserError"
+
+    def fail(args: object) -> int:
+        raise error("bad.yaml: the thing is wrong; do this instead")
+
+    monkeypatch.setitem(cli.COMMANDS, "list", fail)
+    assert cli.main(["list"]) == 2
+    assert capsys.readouterr().err == "error: bad.yaml: the thing is wrong; do this instead\n"
+
+
+def test_an_error_that_is_not_a_user_error_is_still_a_bug(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The base class is what the CLI catches: a plain ValueError (a bug) still gets the crash log."""
+    import hdc_ray.cli as cli
+
+    def fail(args: object) -> int:
+        raise ValueError("internal")
+
+    monkeypatch.setenv("HDC_RAY_LOG_DIR", str(tmp_path))
+    monkeypatch.setitem(cli.COMMANDS, "list", fail)
+    assert cli.main(["list"]) == 1
+    assert "unexpected ValueError (a bug in hdc-ray" in capsys.readouterr().err

@@ -16,7 +16,12 @@ import numpy as np
 from hdc_ray.data.errors import DataError
 from hdc_ray.data.mha import read_mha
 
-__all__ = ["DataError", "Sample", "SampleFile", "fugc_files", "load_sample", "psfh_files", "read_fugc", "read_mha", "read_psfh"]
+# The pixel helpers (grey_channel, unit_float, squeeze_slices, row_col_spacing) are public because
+# hdc_ray.inference.inputs reads new images exactly as training reads its data.
+__all__ = [
+    "IMAGE_SUFFIXES", "DataError", "Sample", "SampleFile", "fugc_files", "grey_channel", "load_sample", "psfh_files", "read_fugc",
+    "read_mha", "read_psfh", "row_col_spacing", "squeeze_slices", "unit_float",
+]  # fmt: skip
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 LABEL_VALUES = {"fugc": (0, 1, 2), "psfh": (0, 1, 2)}  # background, lip/PS, lip/FH
@@ -121,9 +126,9 @@ def load_sample(entry: SampleFile) -> Sample:
     """Decode one image (and its mask), validating grey conversion, size agreement and label values."""
     if entry.dataset == "psfh":
         array, spacing3 = read_mha(entry.image_path)
-        image, spacing = _unit_float(_grey(_squeeze(array), entry.image_path), entry.image_path), _pair(spacing3)
+        image, spacing = unit_float(grey_channel(squeeze_slices(array), entry.image_path), entry.image_path), row_col_spacing(spacing3)
     else:
-        image, spacing = _unit_float(_grey(_read_picture(entry.image_path), entry.image_path), entry.image_path), None
+        image, spacing = unit_float(grey_channel(_read_picture(entry.image_path), entry.image_path), entry.image_path), None
     mask = None
     if entry.mask_path is not None:
         mask = _read_mask(entry.mask_path, entry.dataset)
@@ -136,7 +141,7 @@ def load_sample(entry: SampleFile) -> Sample:
 
 def _read_mask(path: Path, dataset: str) -> np.ndarray:
     if dataset == "psfh":
-        mask = _squeeze(read_mha(path)[0])
+        mask = squeeze_slices(read_mha(path)[0])
     else:
         mask = _read_picture(path)
         if mask.ndim == 3:  # masks saved as RGB(A) / LA: fine if the colour channels agree
@@ -165,14 +170,14 @@ def _read_picture(path: Path) -> np.ndarray:
         raise DataError(f"{path}: cannot read image: {exc}") from exc
 
 
-def _squeeze(array: np.ndarray) -> np.ndarray:
+def squeeze_slices(array: np.ndarray) -> np.ndarray:
     """Drop leading singleton axes (a 2-D slice stored as a 1-slice volume)."""
     while array.ndim > 2 and array.shape[0] == 1:
         array = array[0]
     return array
 
 
-def _grey(array: np.ndarray, path: Path) -> np.ndarray:
+def grey_channel(array: np.ndarray, path: Path) -> np.ndarray:
     """One grey channel ``(H, W)`` from ``(H, W)``, ``(H, W, C)`` or ``(C, H, W)`` with C <= 4 (alpha dropped).
 
     Identical channels (FUGC's RGB PNGs, PSFH's three slices) give the channel itself; real colour gives luma.
@@ -194,7 +199,7 @@ def _grey(array: np.ndarray, path: Path) -> np.ndarray:
     return np.round(luma).astype(array.dtype) if array.dtype.kind in "ui" else luma  # keep the bit depth's scale
 
 
-def _unit_float(array: np.ndarray, path: Path) -> np.ndarray:
+def unit_float(array: np.ndarray, path: Path) -> np.ndarray:
     """float32 in [0, 1]: 8/16-bit by their full range, anything else min-max per image."""
     if array.size == 0:
         raise DataError(f"{path}: image is empty")
@@ -209,7 +214,8 @@ def _unit_float(array: np.ndarray, path: Path) -> np.ndarray:
     return ((values - low) / max(high - low, 1e-12)).astype(np.float32)
 
 
-def _pair(spacing: tuple[float, ...]) -> tuple[float, float] | None:
+def row_col_spacing(spacing: tuple[float, ...]) -> tuple[float, float] | None:
+    """mm per pixel ``(row, col)`` from a header's spacing (its last two axes); None when it has fewer."""
     return (float(spacing[-2]), float(spacing[-1])) if len(spacing) >= 2 else None
 
 

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from hdc_ray.inference.card import ModelCard
 from hdc_ray.inference.inputs import read_picture
 from hdc_ray.inference.predictor import Predictor
 from hdc_ray.inference.sources import LoadedModel
+from hdc_ray.train.card import ModelCard
 
 
 def model_payload(models: list[LoadedModel]) -> list[dict[str, Any]]:

@@ -28,6 +28,7 @@ import numpy as np
 
 from hdc_ray.config import Config, ConfigError, apply_overrides, config_from_dict, to_dict
 from hdc_ray.data.tasks import CLASS_NAMES, task_of
+from hdc_ray.errors import UserError
 from hdc_ray.inference.challenge import challenge_case
 from hdc_ray.inference.predictor import Predictor
 from hdc_ray.inference.sources import LoadedModel
@@ -39,7 +40,7 @@ SPLITS = ("test", "val", "all")
 REPRODUCE_TOLERANCE = 0.005
 
 
-class EvaluateError(ValueError):
+class EvaluateError(UserError, ValueError):
     """The checkpoint cannot be scored as asked (no stored config, another task than the data's)."""
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from hdc_ray.data.errors import DataError
 from hdc_ray.data.mha import read_mha
-from hdc_ray.data.readers import IMAGE_SUFFIXES, _grey, _pair, _squeeze, _unit_float
+from hdc_ray.data.readers import IMAGE_SUFFIXES, grey_channel, row_col_spacing, squeeze_slices, unit_float
 
 MHA_SUFFIXES = (".mha", ".mhd")
 Layout = Literal["folder", "fugc", "psfh"]
@@ -145,7 +145,7 @@ def read_picture(path: Path) -> Picture:
         raise
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path}: cannot read the image (corrupt or not an image): {' '.join(str(exc).split())}") from None
-    return Picture(_unit_float(_grey(array, path), path), None, conversion)
+    return Picture(unit_float(grey_channel(array, path), path), None, conversion)
 
 
 def _pixels(picture: object, path: Path) -> tuple[np.ndarray, str | None]:
@@ -179,8 +179,8 @@ def _pixels(picture: object, path: Path) -> tuple[np.ndarray, str | None]:
 
 def _read_mha(path: Path) -> Picture:
     array, spacing3 = read_mha(path)
-    array = _squeeze(array)
+    array = squeeze_slices(array)
     if array.ndim == 3 and min(array.shape) > 4:
         raise InputError(f"{path}: a 3-D volume {array.shape}; give 2-D images (or the PSFH layout's 3 identical slices)")
     conversion = "16-bit, scaled by 1/65535" if array.dtype == np.uint16 else None
-    return Picture(_unit_float(_grey(array, path), path), _pair(spacing3), conversion)
+    return Picture(unit_float(grey_channel(array, path), path), row_col_spacing(spacing3), conversion)
