@@ -7,9 +7,10 @@ whether ``ray`` or ``optuna`` has appeared in ``sys.modules``, so a leak names t
 Optuna's importance evaluators are imported lazily inside ``analysis.importance`` functions (issue 5 asks
 for them), which is why importing that module must not load Optuna either.
 
-The layers (``LAYERS``, lowest first, justified in the docstring of the layer test): every module's hdc_ray imports are read
-with ``ast`` (top level, inside functions, under ``TYPE_CHECKING``) and each must point strictly down, to a
-lower layer, or stay inside its own package; no module takes another package's underscore names.
+The layers (``LAYERS``, lowest first, justified in the docstring of the layer test): every module's
+hdc_ray imports are read with ``ast`` (top level, inside functions, under ``TYPE_CHECKING``) and each must
+point strictly down, to a lower layer, or stay inside its own package; no module takes another package's
+underscore names.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 import hdc_ray
 
-PURE_PACKAGES = ("config", "data", "noise", "model", "losses", "metrics", "train", "inference", "results", "analysis")
+PURE_PACKAGES = ("errors", "console", "config", "outputs", "data", "noise", "model", "losses", "metrics", "train", "inference", "results", "analysis")
 FORBIDDEN = ("ray", "optuna")
 
 PROBE = """
@@ -65,12 +68,14 @@ def test_the_pure_modules_are_found() -> None:
     assert not any(n.startswith(("hdc_ray.tune", "hdc_ray.distributed")) for n in names)
 
 
+@pytest.mark.slow  # imports every pure module (and Ray) in a fresh interpreter
 def test_no_pure_module_imports_ray_or_optuna(tmp_path: Path) -> None:
     done = _run_probe(pure_modules(), tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {}, "a pure module pulled in Ray/Optuna (module: what appeared)"
 
 
+@pytest.mark.slow  # imports every pure module (and Ray) in a fresh interpreter
 def test_the_probe_does_detect_a_leak(tmp_path: Path) -> None:
     """Self-check: the probe reports a module that does import Ray."""
     done = _run_probe(["hdc_ray.config", "hdc_ray.tune.sweep"], tmp_path)
@@ -181,6 +186,11 @@ def private_imports(imports: list[Import]) -> list[str]:
 REPO_ROOT = Path(hdc_ray.__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="module")
+def real_imports() -> list[Import]:
+    return scan_imports(REPO_ROOT)
+
+
 def test_every_package_has_exactly_one_layer() -> None:
     units = {unit_of(m) for m in package_modules(REPO_ROOT)}
     named = [u for layer in LAYERS for u in layer]
@@ -189,7 +199,7 @@ def test_every_package_has_exactly_one_layer() -> None:
     assert set(named) - units == set(), "LAYERS names a package that does not exist"
 
 
-def test_no_module_imports_one_from_a_higher_or_the_same_layer() -> None:
+def test_no_module_imports_one_from_a_higher_or_the_same_layer(real_imports: list[Import]) -> None:
     """The layers, lowest first; a module may import its own package and any package of a LOWER layer.
 
     Packages that share a layer are independent (neither imports the other). The order is the code's own:
@@ -205,18 +215,18 @@ def test_no_module_imports_one_from_a_higher_or_the_same_layer() -> None:
     - ``distributed`` runs training and inference on Ray Train / Ray Data; ``tune`` runs sweeps whose trials
       are Train runs (``distributed``) and whose rounds ask ``analysis``; ``cli`` parses and calls them all.
     """
-    bad = upward_imports(scan_imports(REPO_ROOT))
+    bad = upward_imports(real_imports)
     assert bad == [], "imports that run up the layers (move the code down, or add a commented UPWARD_EXCEPTIONS entry):\n" + "\n".join(bad)
 
 
-def test_no_module_imports_another_packages_private_names() -> None:
-    bad = private_imports(scan_imports(REPO_ROOT))
+def test_no_module_imports_another_packages_private_names(real_imports: list[Import]) -> None:
+    bad = private_imports(real_imports)
     assert bad == [], "\n".join(bad)
 
 
-def test_the_scan_sees_lazy_imports_inside_functions() -> None:
+def test_the_scan_sees_lazy_imports_inside_functions(real_imports: list[Import]) -> None:
     """The CLI imports every command's module inside its function: the scan must see those."""
-    targets = {(i.module, i.target) for i in scan_imports(REPO_ROOT)}
+    targets = {(i.module, i.target) for i in real_imports}
     assert ("hdc_ray.cli", "hdc_ray.tune.sweep") in targets and ("hdc_ray.distributed.predict", "hdc_ray.console") in targets
 
 

@@ -32,18 +32,21 @@ def _one_error(done: subprocess.CompletedProcess[str], code: int = 2) -> str:
     return errors[0]
 
 
+@pytest.mark.slow  # a CLI subprocess that imports torch (or trains): seconds each
 def test_missing_data_root_leaves_no_run_folder(tmp_path: Path) -> None:
     line = _one_error(_cli(tmp_path, "train", "tiny", "--set", "data.source=psfh", "--set", "data.root=nowhere", "--out", "out", *FAST))
     assert "nowhere: PSFH root folder does not exist" in line
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # a CLI subprocess that imports torch (or trains): seconds each
 def test_ssl_without_unlabelled_images(tmp_path: Path) -> None:
     line = _one_error(_cli(tmp_path, "train", "tiny", "--set", "data.label_ratio=1.0", "--set", "train.method=hdc", "--out", "out", *FAST))
     assert "leaves no unlabelled training images" in line and "train.method=supervised" in line
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [["train", "tiny", "--out"], ["sweep", "smoke", "--results"], ["report", "results", "--out"]])
 def test_output_under_a_regular_file(tmp_path: Path, command: list[str]) -> None:
     (tmp_path / "file").write_text("x")
@@ -69,6 +72,7 @@ def _trained_run(tmp_path: Path) -> Path:
     return next((tmp_path / "run" / "checkpoints").glob("epoch_*.pt"))
 
 
+@pytest.mark.slow  # a CLI subprocess that imports torch (or trains): seconds each
 def test_corrupt_and_foreign_checkpoints_on_resume(tmp_path: Path) -> None:
     latest = _trained_run(tmp_path)
     latest.write_bytes(np.random.default_rng(1).bytes(256))
@@ -79,18 +83,21 @@ def test_corrupt_and_foreign_checkpoints_on_resume(tmp_path: Path) -> None:
     assert "not an hdc-ray checkpoint" in line
 
 
+@pytest.mark.slow  # a CLI subprocess that imports torch (or trains): seconds each
 def test_resume_with_a_changed_config(tmp_path: Path) -> None:
     _trained_run(tmp_path)
     line = _one_error(_cli(tmp_path, "train", "tiny", "--out", "run", "--resume", "--set", "train.lr=0.5", *FAST))
     assert "different configuration (train.lr: 0.003 -> 0.5)" in line
 
 
+@pytest.mark.slow  # a CLI subprocess that imports torch (or trains): seconds each
 def test_spec_that_is_not_yaml(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("space: [1\n  b: :\n")
     for command in (["validate", "bad.yaml"], ["sweep", "bad.yaml"]):
         assert "bad.yaml: not valid YAML" in _one_error(_cli(tmp_path, *command))
 
 
+@pytest.mark.slow  # a CLI subprocess that imports torch (or trains): seconds each
 def test_accept_spec_change_needs_resume(tmp_path: Path) -> None:
     assert "only applies with --resume" in _one_error(_cli(tmp_path, "sweep", "smoke", "--accept-spec-change"))
 
