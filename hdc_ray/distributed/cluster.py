@@ -143,8 +143,7 @@ def _not_a_gcs(target: str) -> str | None:
 def _where_ray_listens(client: bool) -> str:
     if client:
         return f"a Ray Client server listens on port {CLIENT_PORT} of the head (ray://HOST:{CLIENT_PORT}), started by `ray start --head`"
-    return (f"a Ray head's GCS listens on port {GCS_PORT} unless `ray start --head --port` said otherwise (its output prints the address), "
-            f"or pass --address auto on a node of the cluster")  # fmt: skip
+    return f"a Ray head's GCS listens on port {GCS_PORT} by default (`ray start --head` prints the address to use), or pass --address auto on a node of the cluster"
 
 
 def _tls_on() -> bool:
