@@ -1,8 +1,9 @@
 """Connecting to a Ray cluster and checking, before anything starts, that a run fits on it.
 
 Every check fails within seconds with a :class:`ClusterError` that says what to change. ``ray.init``
-retries an address for minutes when nothing Ray-like answers there (a silent port, an HTTP server, a gRPC
-server without Ray's services: no answer in 150 s, measured), so a ``HOST:PORT`` is probed first:
+retries an address for minutes when something that is not Ray answers there (a silent port or an HTTP
+server: no answer in 120 s; a gRPC server without Ray's services: none in 150 s), so a ``HOST:PORT`` is
+probed first:
 a TCP connect (is anything listening?), then an HTTP/2 handshake, because a Ray head's GCS and the Ray
 Client server are gRPC servers and gRPC is HTTP/2 (a web server, Redis or a silent service on the port is
 refused in seconds, naming what answered), then one GCS call that every Ray head answers (an HTTP/2 or gRPC
