@@ -2,6 +2,7 @@
 #   make demo   the label-budget study (search_spaces/study.yaml) on the built-in synthetic data
 #               -> results/demo/{trials,history}.parquet + results/demo/report/ (report.md answers what labels buy)
 #   make test   lint (ruff, mypy) + the whole test suite, Ray tests included (what CI runs)
+#   make test-fast  for development: the tests that start no Ray cluster and take seconds (-m "not ray and not slow")
 # GPU users: make setup TORCH_INDEX=https://download.pytorch.org/whl/cu128  (a CUDA build of torch 2.13.0)
 
 PYTHON ?= python3
@@ -12,7 +13,7 @@ RESULTS ?= results
 TARGET_DICE ?=
 DEMO_SET ?=
 
-.PHONY: setup demo test lint pytest bench clean
+.PHONY: setup demo test test-fast lint pytest bench clean
 
 setup: $(VENV)/.installed
 
@@ -36,6 +37,10 @@ pytest: setup
 	$(PY) -m pytest -q
 
 test: lint pytest
+
+# No lint, no Ray cluster, nothing marked slow (CLI subprocesses, training runs): a development loop, not CI.
+test-fast: setup
+	$(PY) -m pytest -q -m "not ray and not slow"
 
 bench: setup
 	$(PY) bench/step_time.py

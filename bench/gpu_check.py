@@ -410,10 +410,10 @@ def predict_check(report: Report, sz: Sizes, device: torch.device) -> None:
     weights: speed does not depend on training), images at the working size and at FUGC's native 336 x 544
     (resize to the working size and back included): ms/image with ``torch.cuda.synchronize``, warm-up
     excluded; and its masks against the same predictor's on the CPU (argmax ties aside, identical)."""
-    from hdc_ray.inference.card import card_of
     from hdc_ray.inference.predictor import Predictor
     from hdc_ray.inference.sources import LoadedModel
     from hdc_ray.model import build_segnet
+    from hdc_ray.train.card import card_of
 
     n, batch = (4, 2) if device.type == "cpu" else (64, 16)
     details = []

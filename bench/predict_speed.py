@@ -28,11 +28,11 @@ import torch
 from PIL import Image
 
 from hdc_ray.config import load_config
-from hdc_ray.inference.card import card_of
 from hdc_ray.inference.inputs import discover
 from hdc_ray.inference.predict import PredictOptions, predict_folder
 from hdc_ray.inference.sources import LoadedModel
 from hdc_ray.model import build_segnet
+from hdc_ray.train.card import card_of
 
 FUGC_NATIVE = (336, 544)  # H x W of a FUGC 2025 image
 SAME_NETWORK = {"psfh": "fugc"}  # psfh's network and input size are fugc's: measured once

@@ -20,10 +20,11 @@ Heavy imports (torch, ray) happen inside the commands, so ``--help`` and ``valid
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from hdc_ray.errors import UserError  # no imports of its own: --help stays instant
 
 
 def _add_overrides(p: argparse.ArgumentParser, example: str = "override a config value, e.g. --set train.epochs=3") -> None:
@@ -342,22 +343,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Errors that are the user's input, shown as one line instead of a traceback."""
-    from hdc_ray.config import ConfigError
-    from hdc_ray.outputs import OutputError
-
-    errors: list[type[BaseException]] = [ConfigError, OutputError, FileNotFoundError]
-    for module, name in (
-        ("hdc_ray.analysis.tables", "AnalysisError"), ("hdc_ray.data.readers", "DataError"), ("hdc_ray.train.run", "ResumeError"),
-        ("hdc_ray.train.checkpoint", "CheckpointError"), ("hdc_ray.tune.spec", "SpecError"), ("hdc_ray.distributed.cluster", "ClusterError"),
-        ("hdc_ray.inference.sources", "SourceError"), ("hdc_ray.inference.evaluate", "EvaluateError"),
-    ):  # fmt: skip
-        with contextlib.suppress(ImportError, AttributeError):  # a layer whose extra is not installed
-            errors.append(getattr(__import__(module, fromlist=[name]), name))
-    return tuple(errors)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -374,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: finished epochs and trials are saved; rerun with --resume to continue", file=sys.stderr)
         return 130
-    except _user_errors() as exc:
+    except (UserError, FileNotFoundError) as exc:  # the user's input, one line instead of a traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # the machine said no (disk full, read-only, permissions): the user's to fix

@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 import yaml
 
+from hdc_ray.errors import UserError
+
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 # "supervised_ema": supervised training on labelled images only, always scored with an EMA teacher of its
@@ -32,7 +34,7 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 Method = Literal["supervised", "supervised_ema", "mean_teacher", "hdc", "cps", "fixmatch", "unimatch"]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config file, override or value is wrong; the message says where and how to fix it."""
 
 

@@ -13,6 +13,7 @@ import pandas as pd
 from pandas.api.typing import SeriesGroupBy
 from scipy import stats
 
+from hdc_ray.errors import UserError
 from hdc_ray.results.columns import FINISHED_STATUSES, METRIC_RE, Direction
 from hdc_ray.results.columns import metric_direction as _direction
 
@@ -22,7 +23,7 @@ RATIO_DECIMALS = 4  # label ratios equal to 1e-4 are one budget (the ratio is "a
 _METRIC_NAMES = {"dice": "Dice", "jaccard": "Jaccard", "hd95": "HD95", "asd": "ASD"}
 
 
-class AnalysisError(ValueError):
+class AnalysisError(UserError, ValueError):
     """Input the analysis cannot answer from (missing files, no finished trials, missing metric).
 
     The message is written for the user of ``hdc-ray report``: it says what is wrong and what to do.

@@ -16,7 +16,12 @@ import numpy as np
 from hdc_ray.data.errors import DataError
 from hdc_ray.data.mha import read_mha
 
-__all__ = ["Conversion", "DataError", "Sample", "SampleFile", "fugc_files", "load_sample", "psfh_files", "read_fugc", "read_mha", "read_psfh"]
+# The pixel helpers (grey_channel, unit_float, their *_converted forms, squeeze_slices, row_col_spacing) are public because
+# hdc_ray.inference.inputs reads new images exactly as training reads its data.
+__all__ = [
+    "IMAGE_SUFFIXES", "Conversion", "DataError", "Sample", "SampleFile", "fugc_files", "grey_channel", "grey_converted", "load_sample", "psfh_files",
+    "read_fugc", "read_label_mask", "read_mha", "read_psfh", "row_col_spacing", "squeeze_slices", "unit_float", "unit_float_converted",
+]  # fmt: skip
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 LABEL_VALUES = {"fugc": (0, 1, 2), "psfh": (0, 1, 2)}  # background, lip/PS, lip/FH
@@ -121,12 +126,12 @@ def load_sample(entry: SampleFile) -> Sample:
     """Decode one image (and its mask), validating grey conversion, size agreement and label values."""
     if entry.dataset == "psfh":
         array, spacing3 = read_mha(entry.image_path)
-        image, spacing = _unit_float(_grey(_squeeze(array), entry.image_path), entry.image_path), _pair(spacing3)
+        image, spacing = unit_float(grey_channel(squeeze_slices(array), entry.image_path), entry.image_path), row_col_spacing(spacing3)
     else:
-        image, spacing = _unit_float(_grey(_read_picture(entry.image_path), entry.image_path), entry.image_path), None
+        image, spacing = unit_float(grey_channel(_read_picture(entry.image_path), entry.image_path), entry.image_path), None
     mask = None
     if entry.mask_path is not None:
-        mask = _read_mask(entry.mask_path, entry.dataset)
+        mask = read_label_mask(entry.mask_path, entry.dataset)
         if mask.shape != image.shape:
             raise DataError(
                 f"{entry.mask_path}: mask is {mask.shape[0]}x{mask.shape[1]} but its image {entry.image_path} is {image.shape[0]}x{image.shape[1]}"
@@ -134,9 +139,9 @@ def load_sample(entry: SampleFile) -> Sample:
     return Sample(entry.key, image, mask, spacing, str(entry.image_path))
 
 
-def _read_mask(path: Path, dataset: str) -> np.ndarray:
+def read_label_mask(path: Path, dataset: str) -> np.ndarray:
     if dataset == "psfh":
-        mask = _squeeze(read_mha(path)[0])
+        mask = squeeze_slices(read_mha(path)[0])
     else:
         mask = _read_picture(path)
         if mask.ndim == 3:  # masks saved as RGB(A) / LA: fine if the colour channels agree
@@ -165,7 +170,7 @@ def _read_picture(path: Path) -> np.ndarray:
         raise DataError(f"{path}: cannot read image: {exc}") from exc
 
 
-def _squeeze(array: np.ndarray) -> np.ndarray:
+def squeeze_slices(array: np.ndarray) -> np.ndarray:
     """Drop leading singleton axes (a 2-D slice stored as a 1-slice volume)."""
     while array.ndim > 2 and array.shape[0] == 1:
         array = array[0]
@@ -184,7 +189,7 @@ class Conversion:
     lossy: bool
 
 
-def _grey(array: np.ndarray, path: Path) -> np.ndarray:
+def grey_channel(array: np.ndarray, path: Path) -> np.ndarray:
     return grey_converted(array, path)[0]
 
 
@@ -218,7 +223,7 @@ def grey_converted(array: np.ndarray, path: Path) -> tuple[np.ndarray, Conversio
     return grey, Conversion("; ".join(said), lossy=True) if said else None
 
 
-def _unit_float(array: np.ndarray, path: Path) -> np.ndarray:
+def unit_float(array: np.ndarray, path: Path) -> np.ndarray:
     return unit_float_converted(array, path)[0]
 
 
@@ -239,7 +244,8 @@ def unit_float_converted(array: np.ndarray, path: Path) -> tuple[np.ndarray, Con
     return scaled, Conversion(f"{array.dtype} values min-max scaled to [0, 1] per image", lossy=True)
 
 
-def _pair(spacing: tuple[float, ...]) -> tuple[float, float] | None:
+def row_col_spacing(spacing: tuple[float, ...]) -> tuple[float, float] | None:
+    """mm per pixel ``(row, col)`` from a header's spacing (its last two axes); None when it has fewer."""
     return (float(spacing[-2]), float(spacing[-1])) if len(spacing) >= 2 else None
 
 

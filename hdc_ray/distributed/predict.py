@@ -85,7 +85,7 @@ def _quiet_ray_data() -> None:
 
     import ray.data
 
-    from hdc_ray.tune.console import is_verbose
+    from hdc_ray.console import is_verbose
 
     if not is_verbose(False):
         logging.getLogger("ray.data").setLevel(logging.ERROR)

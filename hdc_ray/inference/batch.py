@@ -20,10 +20,10 @@ import torch
 from hdc_ray.data.errors import DataError
 from hdc_ray.data.mha import MhaGeometry
 from hdc_ray.data.readers import Conversion
-from hdc_ray.inference.card import ModelCard
 from hdc_ray.inference.inputs import Picture, read_picture
 from hdc_ray.inference.predictor import Predictor
 from hdc_ray.inference.sources import LoadedModel
+from hdc_ray.train.card import ModelCard
 
 
 def model_payload(models: list[LoadedModel]) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from hdc_ray.data.mha import read_mha
-from hdc_ray.data.readers import IMAGE_SUFFIXES, _pair, _read_mask
+from hdc_ray.data.readers import IMAGE_SUFFIXES, read_label_mask, row_col_spacing
 from hdc_ray.data.tasks import CLASS_NAMES
 from hdc_ray.inference.challenge import challenge_case, challenge_summary
 from hdc_ray.inference.scoring import CaseScore, EvaluateError, case_metrics, check_out, distance_spacing, summary, write_report
@@ -106,8 +106,8 @@ def _names(cases: Sequence[str], side: MaskFolder) -> str:
 def read_mask(path: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
     """uint8 (H, W) class indices (0, 1, 2 only) and the (row, col) spacing of a ``.mha`` (None for images)."""
     if path.suffix.lower() in (".mha", ".mhd"):
-        return _read_mask(path, "psfh"), _pair(read_mha(path)[1])
-    return _read_mask(path, "fugc"), None
+        return read_label_mask(path, "psfh"), row_col_spacing(read_mha(path)[1])
+    return read_label_mask(path, "fugc"), None
 
 
 def _task(ref: MaskFolder, pred: MaskFolder, task: str | None) -> str | None:

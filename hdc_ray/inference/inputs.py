@@ -28,7 +28,7 @@ import numpy as np
 
 from hdc_ray.data.errors import DataError
 from hdc_ray.data.mha import MhaGeometry, read_mha_image
-from hdc_ray.data.readers import IMAGE_SUFFIXES, Conversion, _squeeze, grey_converted, unit_float_converted
+from hdc_ray.data.readers import IMAGE_SUFFIXES, Conversion, grey_converted, squeeze_slices, unit_float_converted
 
 MHA_SUFFIXES = (".mha", ".mhd")
 NNUNET_CHANNEL = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")  # nnU-Net: CASE_XXXX.ext, XXXX the channel
@@ -213,7 +213,7 @@ def _pixels(picture: object, path: Path) -> tuple[np.ndarray, Conversion | None]
 
 def _read_mha(path: Path) -> Picture:
     array, geometry = read_mha_image(path)
-    array = _squeeze(array)
+    array = squeeze_slices(array)
     if array.ndim == 3 and min(array.shape) > 4:
         raise InputError(f"{path}: a 3-D volume {array.shape}; give 2-D images (or the PSFH layout's 3 identical slices)")
     return _normalised(array, path, geometry.plane() if geometry.ndim > 2 else geometry, ())

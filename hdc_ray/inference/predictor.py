@@ -19,9 +19,9 @@ import torch
 from torch.nn import functional as F
 
 from hdc_ray.data.dataset import resize_image
-from hdc_ray.inference.card import ModelCard
 from hdc_ray.inference.sources import LoadedModel
 from hdc_ray.model import SegNet, build_segnet
+from hdc_ray.train.card import ModelCard
 
 
 class Predictor:

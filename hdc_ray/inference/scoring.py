@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from hdc_ray.errors import UserError
 from hdc_ray.metrics import average_surface_distance, hausdorff, region_hausdorff
 from hdc_ray.outputs import OutputError, check_writable, staged_folder
 
@@ -42,7 +43,7 @@ DEFINITIONS = {
 }
 
 
-class EvaluateError(ValueError):
+class EvaluateError(UserError, ValueError):
     """What was asked cannot be scored (folders that do not match, a checkpoint of another task, ...);
     the message names the files."""
 

@@ -21,14 +21,15 @@ from typing import Any
 import torch
 
 from hdc_ray.config import Config, ConfigError, load_config
-from hdc_ray.inference.card import ModelCard, card_of, config_from_flat
+from hdc_ray.errors import UserError
 from hdc_ray.train import checkpoint
+from hdc_ray.train.card import ModelCard, card_of, config_from_flat
 from hdc_ray.train.checkpoint import CheckpointError
 
 STATE_FILE = "state.pt"  # what Ray Train and in-trial Tune checkpoints hold (distributed.worker.STATE_FILE)
 
 
-class SourceError(ValueError):
+class SourceError(UserError, ValueError):
     """SOURCE names no usable checkpoint, or a choice among trials is missing or impossible."""
 
 

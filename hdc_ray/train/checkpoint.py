@@ -4,7 +4,7 @@ Layout of a folder of checkpoints: ``epoch_0003.pt`` (the most recent ``train.ke
 written and pruned by :class:`hdc_ray.train.store.CheckpointFolder`) and ``best.pt`` (eval network weights
 of the best validation epoch). Every write is atomic (write to a temporary file, then rename), so a crash
 never leaves a half-written checkpoint behind. Every checkpoint
-carries a ``"card"`` (``hdc_ray.inference.card``: task, class names, input size, normalisation,
+carries a ``"card"`` (``hdc_ray.train.card``: task, class names, input size, normalisation,
 architecture), so ``hdc-ray predict`` can use it without a config.
 """
 
@@ -20,7 +20,8 @@ from typing import IO, TYPE_CHECKING, Any
 import torch
 
 from hdc_ray.config import Config, flatten
-from hdc_ray.inference.card import card_of
+from hdc_ray.errors import UserError
+from hdc_ray.train.card import card_of
 
 if TYPE_CHECKING:
     from hdc_ray.train.methods import Models
@@ -37,7 +38,7 @@ def save_atomic(obj: Any, path: Path) -> Path:
     return path
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint file is corrupt, truncated, or not one hdc-ray wrote."""
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hdc_ray.config import Config, dump_yaml, flatten
+from hdc_ray.errors import UserError
 from hdc_ray.outputs import check_writable
 from hdc_ray.train import checkpoint
 from hdc_ray.train.loop import FitResult, fit
@@ -24,7 +25,7 @@ from hdc_ray.train.store import CheckpointFolder
 RESUMABLE_CHANGES = {"train.epochs", "train.device", "dist.workers", "dist.use_gpu", "dist.storage_path"}
 
 
-class ResumeError(ValueError):
+class ResumeError(UserError, ValueError):
     """A resume was asked for, but the checkpoint belongs to a different configuration."""
 
 

@@ -1,20 +1,15 @@
 """What a sweep prints: its own progress lines and the warnings that matter; Ray's and Optuna's internal
 lines (experiment boxes, TensorBoard hints, checkpoint notices, worker logs) only with ``-v``.
 
-``hdc-ray -v sweep ...`` or ``HDC_RAY_VERBOSE=1`` brings everything back. Trial failures are printed by
-the Parquet callback and Tune's own WARNING/ERROR lines (a lost node, a dead actor) always reach stderr.
+``hdc-ray -v sweep ...`` or ``HDC_RAY_VERBOSE=1`` brings everything back (``hdc_ray.console.is_verbose``).
+Trial failures are printed by the Parquet callback and Tune's own WARNING/ERROR lines (a lost node, a dead
+actor) always reach stderr.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-
-VERBOSE_ENV = "HDC_RAY_VERBOSE"
-
-
-def is_verbose(flag: bool = False) -> bool:
-    return flag or os.environ.get(VERBOSE_ENV, "").strip() not in ("", "0")
 
 
 def quiet_console(verbose: bool) -> None:

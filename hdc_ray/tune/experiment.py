@@ -17,11 +17,12 @@ from typing import Any
 from ray import tune
 from ray.tune.integration.ray_train import TuneReportCallback
 
+from hdc_ray.console import is_verbose
 from hdc_ray.distributed.cluster import ClusterError, connect
 from hdc_ray.distributed.launch import build_trainer
 from hdc_ray.results.dataset import read_text, write_text
 from hdc_ray.tune.callback import ABANDONED, ParquetCallback, abandon_ghost_rows
-from hdc_ray.tune.console import is_verbose, quiet_console
+from hdc_ray.tune.console import quiet_console
 from hdc_ray.tune.search import abandon_running_trials, build_param_space, build_scheduler, build_searcher
 from hdc_ray.tune.spec import Spec, trial_params
 

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import yaml
 
 from hdc_ray.config import Config, ConfigError, apply_overrides, load_config, packaged_or_path, with_overrides
+from hdc_ray.errors import UserError
 from hdc_ray.results.columns import METRIC_RE
 
 SPEC_DIR = Path(__file__).resolve().parents[1] / "search_spaces"  # hdc_ray/search_spaces -> ../search_spaces
@@ -31,7 +32,7 @@ TOP_KEYS = ("name", "description", "base", "overrides", "space", "variants", "ex
 OBJECTIVE_METRICS_OK = ("val_", "label_ratio", "n_labeled", "train_time_s", "images_per_s")
 
 
-class SpecError(ValueError):
+class SpecError(UserError, ValueError):
     """A sweep spec is wrong; the message names the file and the key."""
 
 

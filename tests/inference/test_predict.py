@@ -14,10 +14,10 @@ from hdc_ray.cli import main
 from hdc_ray.data import SyntheticSpec, read_mha, write_fugc_layout, write_mha, write_psfh_layout
 from hdc_ray.data.tasks import CLASS_NAMES
 from hdc_ray.inference import predict as predict_module
-from hdc_ray.inference.card import ModelCard
 from hdc_ray.inference.inputs import InputError, discover, read_picture
 from hdc_ray.inference.predictor import Predictor
 from hdc_ray.inference.sources import load_model, load_models, resolve
+from hdc_ray.train.card import ModelCard
 from hdc_ray.train.checkpoint import CheckpointError
 from tests.inference.conftest import TinyRun, save_variant
 

@@ -5,6 +5,9 @@ size it was trained at, how images are normalised before the network sees them, 
 to rebuild. ``checkpoint.snapshot`` and ``run_local`` write it under the ``"card"`` key of every
 checkpoint (``best.pt``, ``checkpoints/epoch_*.pt``, Ray Train ``checkpoint_*/state.pt``, in-trial Tune
 checkpoints), as plain values (``torch.load(..., weights_only=True)`` reads it).
+
+It lives in ``train/`` because training writes it; ``hdc_ray.inference`` reads it (training never imports
+inference: tests/test_boundaries.py).
 """
 
 from __future__ import annotations
