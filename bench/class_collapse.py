@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ssl_benchmark import arm_config
 
 
-def run(config: str, overrides: list[str], method: str, count: int | None, seed: int) -> tuple[list[dict], tuple[str, ...], float]:  # type: ignore[type-arg]
+def run(config: str, overrides: list[str], method: str, count: int | None, seed: int) -> tuple[list[dict], tuple[str, ...], float, dict]:  # type: ignore[type-arg]
     import torch
 
     from hdc_ray.data import build_data
@@ -34,7 +34,7 @@ def run(config: str, overrides: list[str], method: str, count: int | None, seed:
     data = build_data(cfg.data)
     start = time.perf_counter()
     result = fit(cfg, data, progress=False, log=lambda _: None)
-    return result.history, data.class_names, time.perf_counter() - start
+    return result.history, data.class_names, time.perf_counter() - start, {"best_epoch": result.best_epoch, **result.test}
 
 
 def table(history: list[dict], classes: tuple[str, ...]) -> list[str]:  # type: ignore[type-arg]
@@ -62,14 +62,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--out", type=Path, default=None, help="write the history here as JSON")
     args = parser.parse_args(argv)
-    history, classes, seconds = run(args.config, args.overrides, args.method, args.count, args.seed)
+    history, classes, seconds, test = run(args.config, args.overrides, args.method, args.count, args.seed)
     print(f"{args.method} @{args.count}, seed {args.seed}, {' '.join(args.overrides)}: {len(history)} epochs in {seconds:.0f} s")
     print("\n".join(table(history, classes)))
     lost = [c for c in classes[1:] if history[-1].get(f"val_dice_{c}", 1.0) < 0.25]
     print(f"lost at the last epoch: {', '.join(lost) or 'none'}")
+    shown = "  ".join(f"{c} {test[f'test_dice_{c}']:.3f}" for c in ("fg", *classes[1:]) if f"test_dice_{c}" in test)
+    print(f"test Dice of the best-validation epoch ({test['best_epoch']}): {shown}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"args": vars(args) | {"out": str(args.out)}, "classes": classes, "history": history, "seconds": seconds}, indent=1))
+        args.out.write_text(json.dumps({"args": vars(args) | {"out": str(args.out)}, "classes": classes, "history": history, "seconds": seconds, "test": test}, indent=1))
     return 0
 
 
