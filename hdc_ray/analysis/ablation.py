@@ -15,7 +15,7 @@ from hdc_ray.analysis.tables import (
     normalise_ratio,
     require_metric,
     summarise,
-    t_interval,
+    t_bounds,
     with_arm,
 )
 
@@ -82,7 +82,7 @@ def _variant_rows(done: pd.DataFrame, pairs: pd.DataFrame, metric: str, confiden
     diff = summarise(by["diff"], confidence)
     rows["n_pairs"] = diff["n"].reindex(rows.index).fillna(0).astype("int64")
     rows["diff"] = diff["mean"]
-    rows["diff_ci_low"], rows["diff_ci_high"] = t_interval(rows["diff"], diff["std"].reindex(rows.index), rows["n_pairs"], confidence)
+    rows["diff_ci_low"], rows["diff_ci_high"] = t_bounds(rows["diff"], diff["std"].reindex(rows.index), rows["n_pairs"], confidence)
     rows["rel_diff"] = rows["diff"] / by[f"{metric}_ref"].mean()
     p_values = {key: _paired_p(group, metric) for key, group in by}
     rows["p_value"] = pd.Series(p_values, dtype=float).reindex(rows.index)

@@ -152,7 +152,7 @@ def as_list(by: str | Sequence[str]) -> list[str]:
     return [by] if isinstance(by, str) else list(by)
 
 
-def t_interval(mean: pd.Series, std: pd.Series, n: pd.Series, confidence: float = 0.95) -> tuple[pd.Series, pd.Series]:
+def t_bounds(mean: pd.Series, std: pd.Series, n: pd.Series, confidence: float = 0.95) -> tuple[pd.Series, pd.Series]:
     """Student-t confidence interval of a mean from (mean, sample std, n); NaN where n < 2."""
     n_arr = n.to_numpy(dtype=float)
     dof = np.where(n_arr >= 2, n_arr - 1, np.nan)
@@ -165,7 +165,7 @@ def t_interval(mean: pd.Series, std: pd.Series, n: pd.Series, confidence: float 
 def summarise(values: SeriesGroupBy, confidence: float) -> pd.DataFrame:
     """Mean, std, n and Student-t CI per group of a grouped column."""
     out = values.agg(["mean", "std", "count"]).rename(columns={"count": "n"})
-    out["ci_low"], out["ci_high"] = t_interval(out["mean"], out["std"], out["n"], confidence)
+    out["ci_low"], out["ci_high"] = t_bounds(out["mean"], out["std"], out["n"], confidence)
     return out
 
 
