@@ -72,9 +72,20 @@ class TaggedOptunaSearch(OptunaSearch):
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         if trial_id in self._ot_trials and trial_id not in self._completed_trials:
+            if self._finished_in_storage(trial_id):
+                # A resumed sweep: the killed driver told Optuna this trial's result after Tune's last saved state, so the
+                # restored searcher thinks it still runs while the study (a live database) has it finished. Keep the first.
+                self._completed_trials.add(trial_id)
+                return
             status = "failed" if error else "completed" if result and result.get("done") == 1 else "early_stopped"
             self._ot_trials[trial_id].set_user_attr("tune_status", status)
         super().on_trial_complete(trial_id, result, error)
+
+    def _finished_in_storage(self, trial_id: str) -> bool:
+        ot_trial, study = self._ot_trials[trial_id], self._ot_study
+        assert study is not None  # set once the searcher has a space (it suggested this trial)
+        state = study._storage.get_trial(ot_trial._trial_id).state  # Optuna has no public "trial by id" lookup
+        return bool(state.is_finished())
 
 
 def abandon_running_trials(storage_url: str, study_name: str, known: set[str]) -> int:

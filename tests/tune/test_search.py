@@ -28,3 +28,16 @@ def test_user_attributes_name_the_tune_trial_and_its_end() -> None:
         "stopped": ("early_stopped", optuna.trial.TrialState.COMPLETE),  # Ray tells Optuna COMPLETE: the tag says why
         "broken": ("failed", optuna.trial.TrialState.FAIL),
     }
+
+
+def test_a_trial_the_killed_driver_already_finished_keeps_its_first_result() -> None:
+    """A resumed sweep's searcher (restored from a state saved while the trial ran) reports a trial that the study's live
+    database already holds as finished: once this crashed the resume with UpdateFinishedTrialError."""
+    searcher = _searcher()
+    assert searcher.suggest("t1") is not None
+    study = searcher._ot_study
+    assert study is not None
+    study.tell(searcher._ot_trials["t1"], 0.7)  # what the killed driver did after Tune's last save
+    searcher.on_trial_complete("t1", {"val_dice_fg": 0.5, "done": 1.0})  # the resumed run of it
+    (trial,) = study.trials
+    assert trial.state == optuna.trial.TrialState.COMPLETE and trial.value == 0.7 and "tune_status" not in trial.user_attrs
