@@ -307,15 +307,26 @@ ABANDONED = "abandoned: the driver was killed before Tune saved this trial"
 
 
 def abandon_ghost_rows(spec: Spec, sweep: str, folder: str, known: set[str]) -> int:
-    """Mark ``running`` rows of trials that Tune's restored experiment does not know as failed; returns how many.
+    """Mark rows of trials that Tune's restored experiment does not know as failed (``ABANDONED``); returns how many.
 
-    Run before the resumed experiment starts (the callback's writer then loads the corrected statuses).
+    Such a trial started after Tune's last saved state: Tune will run its grid cell again (or sample another
+    configuration) under a new id. A ghost still ``running`` died with the driver; one that had even finished is marked
+    too, so that the sweep ends with each cell (and the requested number of trials) completed exactly once. Only rows
+    of this experiment's seeds are eligible once finished: a study's earlier rounds share the tables and are never Tune's
+    trials here. Run before the resumed experiment starts (the callback's writer then loads the corrected statuses).
     A ghost's row keeps its last metrics and epochs; only status, error and finish time change.
     """
     base = spec.base_config()
     writer = ResultsWriter(folder, trials_schema(base), history_schema(base))
     table = writer.read(TRIALS_FILE)
-    ghosts = [row for row in table.to_pylist() if row["status"] == "running" and row["trial_id"] not in known]
+    seeds = set(spec.seeds)
+
+    def ghost(row: dict[str, Any]) -> bool:
+        if row["trial_id"] in known or row["status"] == "failed":
+            return False
+        return row["status"] == "running" or row.get("seed") in seeds
+
+    ghosts = [row for row in table.to_pylist() if ghost(row)]
     now = datetime.now(UTC)
     for row in ghosts:
         writer.put_trial(row | {"status": "failed", "error": ABANDONED, "finished_at": now})

@@ -113,3 +113,24 @@ def test_results_under_a_regular_file_is_refused(tmp_path: Path) -> None:
         check_writable("/proc/hdc-ray-results", "--results")
     check_writable(tmp_path / "new" / "deeper", "--results")
     assert not (tmp_path / "new").exists()  # the check creates nothing
+
+
+def test_a_ghost_that_even_finished_is_abandoned_but_earlier_rounds_are_not(tmp_path: Path) -> None:
+    """A trial that started and finished after Tune's last save is rerun by the resumed sweep: its first row is marked
+    abandoned so each cell completes once; rows of seeds this experiment does not run (a study's earlier rounds) stay."""
+    spec = load_spec("smoke")  # seeds (0,)
+    cfg = spec.base_config()
+    writer = ResultsWriter(str(tmp_path), trials_schema(cfg), history_schema(cfg))
+    for tid, status, seed in (("known", "completed", 0), ("ghost_done", "completed", 0), ("earlier_round", "completed", 7), ("ghost_run", "running", 7)):
+        writer.put_trial(trial_row("smoke", tid, with_seed(cfg, seed), status=status, results=[], started_at=datetime.now(UTC)))
+    writer.flush()
+    assert abandon_ghost_rows(spec, "smoke", str(tmp_path), known={"known"}) == 2
+    trials = ResultsWriter(str(tmp_path), trials_schema(cfg), history_schema(cfg)).read(TRIALS_FILE).to_pandas().set_index("trial_id")
+    assert trials.loc["ghost_done", "error"] == ABANDONED and trials.loc["ghost_run", "error"] == ABANDONED
+    assert trials.loc["earlier_round", "status"] == "completed" and trials.loc["known", "status"] == "completed"
+
+
+def with_seed(cfg, seed: int):  # type: ignore[no-untyped-def]
+    from hdc_ray.config import with_overrides
+
+    return with_overrides(cfg, {"train.seed": seed})
