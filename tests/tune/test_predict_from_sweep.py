@@ -20,8 +20,10 @@ def test_the_best_trial_predicts_and_reproduces_its_recorded_test_dice(smoke_swe
     trials = pd.read_parquet(smoke_sweep.folder / "trials.parquet")
     done = trials[trials["status"] == "completed"]
     best = done.loc[done["val_dice_fg"].idxmax()]
-    state = torch.load(Path(best["checkpoint_path"]) / "state.pt", weights_only=True)
-    assert state["card"]["task"] == "cervix" and state["card"]["input_size"] == 32  # in-trial Tune checkpoints carry the card
+    checkpoint = Path(best["checkpoint_path"])  # in-trial runs keep their own files (issue 34), not Tune checkpoints
+    assert checkpoint.is_file() and checkpoint.parent == smoke_sweep.folder / "train" / best["trial_id"] / "checkpoints"
+    state = torch.load(checkpoint, weights_only=True)
+    assert state["card"]["task"] == "cervix" and state["card"]["input_size"] == 32  # the checkpoint carries the card
     out = tmp_path / "eval"
     assert main(["evaluate", str(smoke_sweep.folder), "--best", "--out", str(out), "--no-progress"]) == 0
     summary = json.loads((out / "summary.json").read_text())
