@@ -162,15 +162,12 @@ def _free_port() -> int:
 
 
 @contextmanager
-def storage_of(kind: str, workdir: Path) -> Iterator[Storage]:
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "HDC_RAY_CACHE": str(workdir / "cache")}
-    if kind == "local":
-        yield Storage(str(workdir / "results"), env)
-        return
+def moto_s3(bucket: str, env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """A moto S3 server on loopback holding BUCKET, and ENV plus what points boto3/pyarrow (and Ray's storage) at it."""
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    env |= {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_EC2_METADATA_DISABLED": "true"}  # fmt: skip
+    env = {**env, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_EC2_METADATA_DISABLED": "true"}  # fmt: skip
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -179,11 +176,21 @@ def storage_of(kind: str, workdir: Path) -> Iterator[Storage]:
                 break
             except OSError:
                 time.sleep(0.2)
-        subprocess.run([sys.executable, "-c", "import boto3; boto3.client('s3').create_bucket(Bucket='soak')"], env=env, check=True)
-        yield Storage("s3://soak/r", env)
+        subprocess.run([sys.executable, "-c", f"import boto3; boto3.client('s3').create_bucket(Bucket={bucket!r})"], env=env, check=True)
+        yield env
     finally:
         server.terminate()
         server.wait(10)
+
+
+@contextmanager
+def storage_of(kind: str, workdir: Path) -> Iterator[Storage]:
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "HDC_RAY_CACHE": str(workdir / "cache")}
+    if kind == "local":
+        yield Storage(str(workdir / "results"), env)
+        return
+    with moto_s3("soak", env) as s3_env:
+        yield Storage("s3://soak/r", s3_env)
 
 
 # ------------------------------------------------------------------------------------------ one run

@@ -8,8 +8,6 @@ uncorrected) is run beside it and must fail the same check, so the check can fai
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -18,6 +16,7 @@ import pytest
 
 from hdc_ray.analysis.evidence.control import ALPHA, confidence_sequence
 from hdc_ray.tune.spec import Stopping
+from tests.bench_scripts import load_bench
 
 REPO = Path(__file__).resolve().parents[2]
 STUDIES = 20_000
@@ -25,12 +24,7 @@ MC = 3 * np.sqrt(ALPHA * (1 - ALPHA) / STUDIES)  # three standard errors of a ra
 
 
 def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("study_rule", REPO / "bench" / "study_rule.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("study_rule")
 
 
 @pytest.fixture(scope="module")

@@ -3,25 +3,20 @@ that lost a class on validation (a training failure no power law models) before 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pandas as pd
 import pytest
 
+from tests.bench_scripts import load_bench
+
 REPO = Path(__file__).resolve().parents[2]
 POOL = 400
 
 
 def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("advisor_calibration", REPO / "bench" / "advisor_calibration.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up while being defined
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("advisor_calibration")
 
 
 def _study(collapse: bool) -> pd.DataFrame:

@@ -3,22 +3,19 @@ run skipped (not a crash after an hour of training), and --resume refusing runs 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from tests.bench_scripts import load_bench
+
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("ssl_benchmark", REPO / "bench" / "ssl_benchmark.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("ssl_benchmark")
 
 
 def _run(method: str, seed: int, dice: float) -> dict[str, object]:

@@ -6,9 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+from hdc_ray.cli import main
 from hdc_ray.config import load_config
 from hdc_ray.train.run import run_local
 
@@ -39,3 +42,16 @@ def save_variant(src: Path, dst: Path, **changes: object) -> Path:
     dst.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, dst)
     return dst
+
+
+def predict_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """``hdc-ray predict ARGS --no-progress``: its exit code, stdout and stderr."""
+    code = main(["predict", *args, "--no-progress"])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def write_png(path: Path, array: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+    return path

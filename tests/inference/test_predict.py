@@ -10,7 +10,6 @@ import pytest
 import torch
 from PIL import Image
 
-from hdc_ray.cli import main
 from hdc_ray.data import SyntheticSpec, read_mha, write_fugc_layout, write_mha, write_psfh_layout
 from hdc_ray.data.tasks import CLASS_NAMES
 from hdc_ray.inference import predict as predict_module
@@ -19,19 +18,7 @@ from hdc_ray.inference.predictor import Predictor
 from hdc_ray.inference.sources import load_model, load_models, resolve
 from hdc_ray.train.card import ModelCard
 from hdc_ray.train.checkpoint import CheckpointError
-from tests.inference.conftest import TinyRun, save_variant
-
-
-def _predict(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(["predict", *args, "--no-progress"])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def _png(path: Path, array: np.ndarray) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(path)
-    return path
+from tests.inference.conftest import TinyRun, predict_cli, save_variant, write_png
 
 
 def _no_staging_left(folder: Path) -> bool:
@@ -79,7 +66,7 @@ def test_checkpoints_of_another_task_or_class_count_are_refused(tiny_run: TinyRu
     with pytest.raises(CheckpointError, match=r"--ensemble: .* segments psfh"):
         load_models([*resolve(tiny_run.folder), *resolve(psfh)])
     fugc = write_fugc_layout(tmp_path / "fugc", SyntheticSpec("cervix", "easy", 32), 1, 0, seed=0)
-    code, _, err = _predict(capsys, str(psfh), str(fugc), "--out", str(tmp_path / "masks"))
+    code, _, err = predict_cli(capsys, str(psfh), str(fugc), "--out", str(tmp_path / "masks"))
     assert code == 2 and "segments psfh" in err and "FUGC layout" in err and "cervix" in err
     assert not (tmp_path / "masks").exists()
 
@@ -87,9 +74,9 @@ def test_checkpoints_of_another_task_or_class_count_are_refused(tiny_run: TinyRu
 def test_a_pytorch_file_that_is_not_a_checkpoint_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     torch.save({"weights": {}}, tmp_path / "foreign.pt")
     (tmp_path / "garbage.pt").write_bytes(b"not a pickle")
-    _png(tmp_path / "img" / "a.png", np.zeros((8, 8), np.uint8))
+    write_png(tmp_path / "img" / "a.png", np.zeros((8, 8), np.uint8))
     for name, expected in (("foreign.pt", "not an hdc-ray checkpoint"), ("garbage.pt", "corrupt or not a checkpoint")):
-        code, _, err = _predict(capsys, str(tmp_path / name), str(tmp_path / "img"), "--out", str(tmp_path / "o"))
+        code, _, err = predict_cli(capsys, str(tmp_path / name), str(tmp_path / "img"), "--out", str(tmp_path / "o"))
         assert code == 2 and expected in err and name in err
 
 
@@ -99,7 +86,7 @@ def test_a_pytorch_file_that_is_not_a_checkpoint_is_refused(tmp_path: Path, caps
 def test_fugc_layout_gets_index_pngs_of_the_same_stem_at_native_size(tiny_run: TinyRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = write_fugc_layout(tmp_path / "fugc", SyntheticSpec("cervix", "easy", 48), 3, 2, seed=1)  # 48 px: not the model's 32
     out = tmp_path / "masks"
-    code, printed, _ = _predict(capsys, str(tiny_run.folder), str(root), "--out", str(out), "--overlays")
+    code, printed, _ = predict_cli(capsys, str(tiny_run.folder), str(root), "--out", str(out), "--overlays")
     assert code == 0
     assert "images/s" in printed and "ms per image" in printed and "warm-up excluded" in printed
     assert f"checkpoint: {tiny_run.folder / 'best.pt'}" in printed
@@ -120,7 +107,7 @@ def test_psfh_layout_gets_mha_labels_with_the_image_spacing(tiny_run: TinyRun, t
     psfh = _psfh_checkpoint(tiny_run, tmp_path / "psfh.pt")
     root = write_psfh_layout(tmp_path / "psfh", SyntheticSpec("psfh", "easy", 40), 2, seed=2, spacing=(0.2, 0.3))
     out = tmp_path / "masks"
-    code, _, _ = _predict(capsys, str(psfh), str(root), "--out", str(out))
+    code, _, _ = predict_cli(capsys, str(psfh), str(root), "--out", str(out))
     assert code == 0
     for name in ("00001.mha", "00002.mha"):
         mask, spacing = read_mha(out / "label_mha" / name)
@@ -133,12 +120,12 @@ def test_psfh_layout_gets_mha_labels_with_the_image_spacing(tiny_run: TinyRun, t
 def test_a_plain_folder_of_mixed_formats_and_sizes(tiny_run: TinyRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rng = np.random.default_rng(0)
     folder = tmp_path / "scans"
-    _png(folder / "wide.png", rng.integers(0, 255, (33, 70), dtype=np.uint8))
-    _png(folder / "colour.jpg", rng.integers(0, 255, (50, 20, 3), dtype=np.uint8))
-    _png(folder / "scan.tif", rng.integers(0, 255, (31, 31), dtype=np.uint8))
+    write_png(folder / "wide.png", rng.integers(0, 255, (33, 70), dtype=np.uint8))
+    write_png(folder / "colour.jpg", rng.integers(0, 255, (50, 20, 3), dtype=np.uint8))
+    write_png(folder / "scan.tif", rng.integers(0, 255, (31, 31), dtype=np.uint8))
     write_mha(folder / "slice.mha", np.stack([rng.integers(0, 255, (24, 30), dtype=np.uint8)] * 3), (1.0, 0.5, 0.4))
     out = tmp_path / "masks"
-    code, printed, err = _predict(capsys, str(tiny_run.folder), str(folder), "--out", str(out))
+    code, printed, err = predict_cli(capsys, str(tiny_run.folder), str(folder), "--out", str(out))
     assert code == 0
     assert Image.open(out / "wide.png").size == (70, 33) and Image.open(out / "colour.png").size == (20, 50)
     assert Image.open(out / "scan.png").size == (31, 31)
@@ -174,7 +161,7 @@ def test_tta_and_ensembles_average_probabilities(tiny_run: TinyRun, tmp_path: Pa
     flipped = Predictor([one]).probabilities(x.flip(-1)).flip(-1)
     assert torch.allclose(Predictor([one], tta=True).probabilities(x), (p_one + flipped) / 2, atol=1e-6)
     root = write_fugc_layout(tmp_path / "fugc", SyntheticSpec("cervix", "easy", 32), 1, 0, seed=0)
-    code, printed, _ = _predict(capsys, str(tiny_run.folder), str(root), "--out", str(tmp_path / "m"), "--tta", "--ensemble", str(other))
+    code, printed, _ = predict_cli(capsys, str(tiny_run.folder), str(root), "--out", str(tmp_path / "m"), "--tta", "--ensemble", str(other))
     assert code == 0 and "an ensemble of 2" in printed and "flip TTA" in printed
     assert json.loads((tmp_path / "m" / "predictions.json").read_text())["ensemble"] == 2
 
@@ -187,13 +174,13 @@ def _two_frames(folder: Path) -> None:
 
 
 def _same_stem(folder: Path) -> None:
-    _png(folder / "a.png", np.zeros((8, 8), np.uint8))
-    _png(folder / "a.jpg", np.zeros((8, 8), np.uint8))
+    write_png(folder / "a.png", np.zeros((8, 8), np.uint8))
+    write_png(folder / "a.jpg", np.zeros((8, 8), np.uint8))
 
 
 BAD_INPUTS = {
     "corrupt": (lambda f: (f / "ok.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage"), "ok.png: cannot read the image"),
-    "transparent": (lambda f: _png(f / "t.png", np.dstack([np.zeros((8, 8, 3), np.uint8), np.full((8, 8), 7, np.uint8)])),
+    "transparent": (lambda f: write_png(f / "t.png", np.dstack([np.zeros((8, 8, 3), np.uint8), np.full((8, 8), 7, np.uint8)])),
                     "t.png: 4-channel (RGBA) image with transparency refused"),
     "empty": (lambda f: (f / "notes.txt").write_text("x"), "no images to segment"),
     "stems": (_same_stem, "shares its stem"),
@@ -207,10 +194,10 @@ def test_bad_inputs_are_named_and_out_is_not_written(name: str, tiny_run: TinyRu
     folder = tmp_path / name
     folder.mkdir()
     good_first = name in ("corrupt", "transparent")
-    _png(folder / "0_fine.png", np.full((8, 8), 100, np.uint8)) if good_first else None
+    write_png(folder / "0_fine.png", np.full((8, 8), 100, np.uint8)) if good_first else None
     make(folder)
     out = tmp_path / "out"
-    code, _, err = _predict(capsys, str(tiny_run.folder), str(folder), "--out", str(out))
+    code, _, err = predict_cli(capsys, str(tiny_run.folder), str(folder), "--out", str(out))
     assert code == 2 and expected in err, err
     assert not out.exists() and _no_staging_left(tmp_path)
     if good_first:  # read before the bad one: its mask is kept, apart from OUT, and the message says where
@@ -221,17 +208,17 @@ def test_bad_inputs_are_named_and_out_is_not_written(name: str, tiny_run: TinyRu
 
 
 def test_a_missing_input_is_named(tiny_run: TinyRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = _predict(capsys, str(tiny_run.folder), str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"))
+    code, _, err = predict_cli(capsys, str(tiny_run.folder), str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"))
     assert code == 2 and "nowhere: no such file or folder" in err
 
 
 def test_16_bit_and_opaque_4_channel_images_are_converted_and_said_so(tiny_run: TinyRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "scans"
-    _png(folder / "deep.png", np.linspace(0, 65535, 12 * 20).reshape(12, 20).astype(np.uint16))
-    _png(folder / "rgba.png", np.dstack([np.full((10, 10, 3), 128, np.uint8), np.full((10, 10), 255, np.uint8)]))
+    write_png(folder / "deep.png", np.linspace(0, 65535, 12 * 20).reshape(12, 20).astype(np.uint16))
+    write_png(folder / "rgba.png", np.dstack([np.full((10, 10, 3), 128, np.uint8), np.full((10, 10), 255, np.uint8)]))
     assert read_picture(folder / "deep.png").image.max() == pytest.approx(1.0)
     assert read_picture(folder / "rgba.png").image.max() == pytest.approx(128 / 255)
-    code, printed, _ = _predict(capsys, str(tiny_run.folder), str(folder), "--out", str(tmp_path / "m"))
+    code, printed, _ = predict_cli(capsys, str(tiny_run.folder), str(folder), "--out", str(tmp_path / "m"))
     assert code == 0
     assert "converted (16-bit, scaled by 1/65535): deep.png" in printed
     assert "converted (RGBA: fully opaque alpha channel dropped): rgba.png" in printed
@@ -243,11 +230,11 @@ def test_an_existing_output_is_kept_without_overwrite_and_replaced_with_it(tiny_
     out = tmp_path / "masks"
     out.mkdir()
     (out / "mine.txt").write_text("keep")
-    code, _, err = _predict(capsys, str(tiny_run.folder), str(root), "--out", str(out))
+    code, _, err = predict_cli(capsys, str(tiny_run.folder), str(root), "--out", str(out))
     assert code == 2 and "--overwrite" in err and (out / "mine.txt").read_text() == "keep"
-    code, _, err = _predict(capsys, str(tiny_run.folder), str(root), "--out", str(root), "--overwrite")
+    code, _, err = predict_cli(capsys, str(tiny_run.folder), str(root), "--out", str(root), "--overwrite")
     assert code == 2 and "is (or contains) the input folder" in err
-    assert _predict(capsys, str(tiny_run.folder), str(root), "--out", str(out), "--overwrite")[0] == 0
+    assert predict_cli(capsys, str(tiny_run.folder), str(root), "--out", str(out), "--overwrite")[0] == 0
     assert not (out / "mine.txt").exists() and len(list(out.rglob("labels/*.png"))) == 2
 
 
@@ -279,7 +266,7 @@ def test_an_interrupted_run_keeps_its_masks_apart_from_out(tiny_run: TinyRun, tm
 
 
 def test_discover_refuses_what_it_cannot_use(tmp_path: Path) -> None:
-    _png(tmp_path / "deep" / "images" / "a.png", np.zeros((8, 8), np.uint8))
+    write_png(tmp_path / "deep" / "images" / "a.png", np.zeros((8, 8), np.uint8))
     with pytest.raises(InputError, match=r"sub-folders \(images\)"):
         discover(tmp_path / "deep")
     (tmp_path / "train" / "labeled_data" / "images").mkdir(parents=True)

@@ -9,25 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hdc_ray.cli import main
 from hdc_ray.data import MhaGeometry, SyntheticSpec, read_mha_image, write_fugc_layout, write_mha
 from hdc_ray.inference import predict as predict_module
 from hdc_ray.inference.batch import BatchPredictor, model_payload, unpack_row
 from hdc_ray.inference.inputs import discover, read_picture
 from hdc_ray.inference.sources import load_models, resolve
-from tests.inference.conftest import TinyRun
-
-
-def _predict(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(["predict", *args, "--no-progress"])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def _png(path: Path, array: np.ndarray) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(path)
-    return path
+from tests.inference.conftest import TinyRun, predict_cli, write_png
 
 
 def _grey(seed: int, shape: tuple[int, int] = (20, 28)) -> np.ndarray:
@@ -49,9 +36,9 @@ def _files(folder: Path) -> list[str]:
 
 def test_nnunet_channel_suffixes_give_masks_named_by_case(tiny_run: TinyRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "imagesTs"
-    _png(folder / "case_a_0000.png", _grey(0))
+    write_png(folder / "case_a_0000.png", _grey(0))
     write_mha(folder / "case_b_0000.mha", np.stack([_grey(1)] * 3), (1.0, 0.3, 0.2))
-    code, printed, _ = _predict(capsys, str(tiny_run.folder), str(folder), "--out", str(tmp_path / "masks"))
+    code, printed, _ = predict_cli(capsys, str(tiny_run.folder), str(folder), "--out", str(tmp_path / "masks"))
     assert code == 0 and "nnU-Net names: masks named by case, case_a_0000.png -> case_a.png" in printed
     assert _files(tmp_path / "masks") == ["case_a.png", "case_b.mha", "predictions.json"]
     assert discover(folder / "case_a_0000.png").images[0].mask_rel == Path("case_a.png")  # one file: the same rule
@@ -59,12 +46,12 @@ def test_nnunet_channel_suffixes_give_masks_named_by_case(tiny_run: TinyRun, tmp
 
 def test_names_that_are_not_all_channel_zero_are_kept(tmp_path: Path) -> None:
     for name in ("frame_0000.png", "frame_0001.png", "other.png"):
-        _png(tmp_path / "series" / name, _grey(0))
+        write_png(tmp_path / "series" / name, _grey(0))
     series = discover(tmp_path / "series")
     assert [str(i.mask_rel) for i in series.images] == ["frame_0000.png", "frame_0001.png", "other.png"] and not series.nnunet_names
     assert len(series.warnings) == 1 and "frame_0000.png, frame_0001.png" in series.warnings[0] and "only the _0000 files" in series.warnings[0]
     for name in ("a_0000.png", "b.png"):
-        _png(tmp_path / "mixed" / name, _grey(0))
+        write_png(tmp_path / "mixed" / name, _grey(0))
     mixed = discover(tmp_path / "mixed")
     assert [str(i.mask_rel) for i in mixed.images] == ["a_0000.png", "b.png"] and mixed.warnings == ()
 
@@ -77,8 +64,8 @@ def test_probabilities_are_nnunet_npz_at_native_size_and_their_argmax_is_the_mas
 ) -> None:
     root = write_fugc_layout(tmp_path / "fugc", SyntheticSpec("cervix", "easy", 48), 2, 1, seed=3)  # 48 px: not the model's 32
     plain, with_p = tmp_path / "plain", tmp_path / "with_p"
-    assert _predict(capsys, str(tiny_run.folder), str(root), "--out", str(plain))[0] == 0
-    code, printed, _ = _predict(capsys, str(tiny_run.folder), str(root), "--out", str(with_p), "--save-probabilities", "--tta")
+    assert predict_cli(capsys, str(tiny_run.folder), str(root), "--out", str(plain))[0] == 0
+    code, printed, _ = predict_cli(capsys, str(tiny_run.folder), str(root), "--out", str(with_p), "--save-probabilities", "--tta")
     assert code == 0 and "probabilities in <mask name>.npz" in printed
     masks = sorted(with_p.rglob("labels/*.png"))
     assert len(masks) == 3
@@ -107,16 +94,16 @@ def test_saving_probabilities_does_not_change_the_masks(tiny_run: TinyRun, tmp_p
 
 
 def _folder_with_bad_images(folder: Path) -> Path:
-    _png(folder / "a.png", _grey(0))
+    write_png(folder / "a.png", _grey(0))
     _corrupt(folder / "b.png")
-    _png(folder / "c.png", np.dstack([np.zeros((8, 8, 3), np.uint8), np.full((8, 8), 7, np.uint8)]))  # transparent: refused
-    _png(folder / "d.png", _grey(1))
+    write_png(folder / "c.png", np.dstack([np.zeros((8, 8, 3), np.uint8), np.full((8, 8), 7, np.uint8)]))  # transparent: refused
+    write_png(folder / "d.png", _grey(1))
     return folder
 
 
 def test_continue_on_error_skips_unreadable_images_lists_them_and_exits_3(tiny_run: TinyRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder, out = _folder_with_bad_images(tmp_path / "scans"), tmp_path / "masks"
-    code, printed, err = _predict(capsys, str(tiny_run.folder), str(folder), "--out", str(out), "--continue-on-error", "--batch-size", "2")
+    code, printed, err = predict_cli(capsys, str(tiny_run.folder), str(folder), "--out", str(out), "--continue-on-error", "--batch-size", "2")
     assert code == 3
     assert _files(out) == ["a.png", "d.png", "errors.json", "predictions.json"] and not (tmp_path / "masks.partial").exists()
     errors = json.loads((out / "errors.json").read_text())
@@ -130,9 +117,9 @@ def test_continue_on_error_skips_unreadable_images_lists_them_and_exits_3(tiny_r
 def test_a_bad_image_late_in_a_run_keeps_the_masks_before_it(tiny_run: TinyRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder, out = tmp_path / "scans", tmp_path / "masks"
     for i in range(5):
-        _png(folder / f"{i}.png", _grey(i))
+        write_png(folder / f"{i}.png", _grey(i))
     _corrupt(folder / "5.png")
-    code, _, err = _predict(capsys, str(tiny_run.folder), str(folder), "--out", str(out), "--batch-size", "2")
+    code, _, err = predict_cli(capsys, str(tiny_run.folder), str(folder), "--out", str(out), "--batch-size", "2")
     partial = tmp_path / "masks.partial"
     assert code == 2 and "5.png: cannot read the image" in err and "stopped after 5 of 6 image(s)" in err and f"kept in {partial}/" in err
     assert not out.exists() and _files(partial) == [*(f"{i}.png" for i in range(5)), "partial.json"]
@@ -140,17 +127,17 @@ def test_a_bad_image_late_in_a_run_keeps_the_masks_before_it(tiny_run: TinyRun, 
     assert (record["complete"], record["images"], record["masks_written"]) == (False, 6, 5) and "5.png" in record["stopped_by"]
     # Our own partial folder is replaced by the next stopped run; a folder of that name that is not ours is left alone.
     (folder / "4.png").unlink()
-    assert _predict(capsys, str(tiny_run.folder), str(folder), "--out", str(out))[0] == 2
+    assert predict_cli(capsys, str(tiny_run.folder), str(folder), "--out", str(out))[0] == 2
     assert _files(partial) == [*(f"{i}.png" for i in range(4)), "partial.json"]
     (partial / "partial.json").unlink()
-    code, _, err = _predict(capsys, str(tiny_run.folder), str(folder), "--out", str(out))
+    code, _, err = predict_cli(capsys, str(tiny_run.folder), str(folder), "--out", str(out))
     assert code == 2 and f"kept in {tmp_path / 'masks.partial-2'}/" in err and len(_files(partial)) == 4
 
 
 def test_ctrl_c_says_where_the_masks_written_are(tiny_run: TinyRun, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "scans"
     for i in range(3):
-        _png(folder / f"{i}.png", _grey(i))
+        write_png(folder / f"{i}.png", _grey(i))
     real, calls = predict_module.write_mask, []
 
     def interrupted_on_the_second(path: Path, mask: np.ndarray, geometry: object) -> None:
@@ -160,7 +147,7 @@ def test_ctrl_c_says_where_the_masks_written_are(tiny_run: TinyRun, tmp_path: Pa
         real(path, mask, geometry)
 
     monkeypatch.setattr(predict_module, "write_mask", interrupted_on_the_second)
-    code, _, err = _predict(capsys, str(tiny_run.folder), str(folder), "--out", str(tmp_path / "masks"))
+    code, _, err = predict_cli(capsys, str(tiny_run.folder), str(folder), "--out", str(tmp_path / "masks"))
     assert code == 130 and f"interrupted: the 1 mask(s) written are kept in {tmp_path / 'masks.partial'}/" in err
     assert "--resume" not in err and _files(tmp_path / "masks.partial") == ["0.png", "partial.json"]
 
@@ -188,7 +175,7 @@ def test_every_lossy_or_guessed_conversion_is_named(tmp_path: Path) -> None:
         assert _conversions(write_mha(tmp_path / name, array)) == expected, name
     both = np.stack([grey, other, grey, other]).astype(np.float64)
     assert [lossy for _, lossy in _conversions(write_mha(tmp_path / "both.mha", both))] == [True, True]
-    assert _conversions(_png(tmp_path / "rgb.png", np.dstack([grey] * 3))) == []  # FUGC's RGB PNGs of grey content
+    assert _conversions(write_png(tmp_path / "rgb.png", np.dstack([grey] * 3))) == []  # FUGC's RGB PNGs of grey content
 
 
 def test_repeated_conversions_are_one_warning_line_each(tiny_run: TinyRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -197,8 +184,8 @@ def test_repeated_conversions_are_one_warning_line_each(tiny_run: TinyRun, tmp_p
     for i in range(5):
         write_mha(folder / f"f{i}.mha", _grey(i).astype(np.float32) * 3.0)
     write_mha(folder / "slices.mha", np.stack([_grey(0), _grey(1), _grey(0), _grey(2)]))
-    _png(folder / "deep.png", _grey(0).astype(np.uint16) * 256)
-    code, printed, err = _predict(capsys, str(tiny_run.folder), str(folder), "--out", str(tmp_path / "masks"))
+    write_png(folder / "deep.png", _grey(0).astype(np.uint16) * 256)
+    code, printed, err = predict_cli(capsys, str(tiny_run.folder), str(folder), "--out", str(tmp_path / "masks"))
     assert code == 0
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
     assert warnings == [
@@ -222,7 +209,7 @@ def test_mha_masks_carry_the_image_origin_and_direction(tiny_run: TinyRun, tmp_p
     (tmp_path / "scans").mkdir()
     write_mha(tmp_path / "scans" / "slices.mha", np.stack([_grey(0)] * 3), geometry=volume)
     write_mha(tmp_path / "scans" / "flat.mha", _grey(1), geometry=plane)
-    assert _predict(capsys, str(tiny_run.folder), str(tmp_path / "scans"), "--out", str(tmp_path / "masks"))[0] == 0
+    assert predict_cli(capsys, str(tiny_run.folder), str(tmp_path / "scans"), "--out", str(tmp_path / "masks"))[0] == 0
     assert read_mha_image(tmp_path / "masks" / "flat.mha")[1] == plane
     mask = sitk.ReadImage(str(tmp_path / "masks" / "slices.mha"))
     image = sitk.ReadImage(str(tmp_path / "scans" / "slices.mha"))[:, :, 0]  # what a SimpleITK user overlays it on

@@ -7,24 +7,19 @@ schedule printed on failure so that it can be replayed: ``python bench/kill_soak
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from tests.bench_scripts import load_bench
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("kill_soak", REPO / "bench" / "kill_soak.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up while being defined
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("kill_soak")
 
 
 @pytest.mark.parametrize(("storage", "kills", "seed"), [("local", 6, 34), ("s3", 3, 35)])

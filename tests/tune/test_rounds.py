@@ -7,7 +7,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import pytest
 
 from hdc_ray.analysis.evidence import decide
 from hdc_ray.tune.spec import SpecError, Stopping, load_spec
+from tests.bench_scripts import load_bench
 
 STUDY = """
 name: rounds
@@ -90,33 +90,11 @@ def test_the_rule_stops_on_the_metric_the_report_answers_on() -> None:
 # ------------------------------------------------------------------------------------------ s3:// end to end
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def s3_env() -> Iterator[dict[str, str]]:
-    """A moto S3 server on loopback and the environment that points boto3/pyarrow (and Ray's storage) at it."""
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_EC2_METADATA_DISABLED": "true"}  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        subprocess.run([sys.executable, "-c", "import boto3; boto3.client('s3').create_bucket(Bucket='study')"], env=env, check=True)
+    """A moto S3 server on loopback (bench/kill_soak.py's) and the environment that points boto3/pyarrow at it."""
+    with load_bench("kill_soak").moto_s3("study", dict(os.environ)) as env:
         yield env
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 def _read_s3(env: dict[str, str], code: str) -> str:
