@@ -12,9 +12,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def load_bench(name: str) -> ModuleType:
     """``bench/NAME.py`` as module ``NAME`` (registered in ``sys.modules``: its dataclasses look it up while being defined)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
+    path = REPO / "bench" / f"{name}.py"
+    loaded = sys.modules.get(name)
+    if loaded is not None and getattr(loaded, "__file__", None) == str(path):
+        return loaded
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module

@@ -189,7 +189,7 @@ class ParquetCallback(tune.Callback):
             self.sweep, trial.trial_id, live.cfg, status=status, results=live.results(),
             variant=params.get("variant"), error=error, started_at=live.started_at,
             finished_at=datetime.now(UTC) if finished else None, epochs=live.epochs(),
-            checkpoint_path=getattr(getattr(trial, "checkpoint", None), "path", None),  # fallback: in-trial runs report checkpoint_path
+            checkpoint_path=getattr(getattr(trial, "checkpoint", None), "path", None),  # used when no result carried checkpoint_path (in-trial runs report their own file)
         )  # fmt: skip
         self.writer.put_trial(row)
         self._track(trial.trial_id, status, row.get(self.spec.objectives[0].metric))

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from hdc_ray.config import with_overrides
 from hdc_ray.outputs import OutputError, check_writable
 from hdc_ray.results.rows import trial_row
 from hdc_ray.results.schema import history_schema, trials_schema
@@ -122,15 +123,9 @@ def test_a_ghost_that_even_finished_is_abandoned_but_earlier_rounds_are_not(tmp_
     cfg = spec.base_config()
     writer = ResultsWriter(str(tmp_path), trials_schema(cfg), history_schema(cfg))
     for tid, status, seed in (("known", "completed", 0), ("ghost_done", "completed", 0), ("earlier_round", "completed", 7), ("ghost_run", "running", 7)):
-        writer.put_trial(trial_row("smoke", tid, with_seed(cfg, seed), status=status, results=[], started_at=datetime.now(UTC)))
+        writer.put_trial(trial_row("smoke", tid, with_overrides(cfg, {"train.seed": seed}), status=status, results=[], started_at=datetime.now(UTC)))
     writer.flush()
     assert abandon_ghost_rows(spec, "smoke", str(tmp_path), known={"known"}) == 2
     trials = ResultsWriter(str(tmp_path), trials_schema(cfg), history_schema(cfg)).read(TRIALS_FILE).to_pandas().set_index("trial_id")
     assert trials.loc["ghost_done", "error"] == ABANDONED and trials.loc["ghost_run", "error"] == ABANDONED
     assert trials.loc["earlier_round", "status"] == "completed" and trials.loc["known", "status"] == "completed"
-
-
-def with_seed(cfg, seed: int):  # type: ignore[no-untyped-def]
-    from hdc_ray.config import with_overrides
-
-    return with_overrides(cfg, {"train.seed": seed})
